@@ -1,0 +1,90 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
+import { ID_PATTERN } from "../services/shared/ids.ts";
+
+/**
+ * A development token issuer: it signs JWTs for any user name and publishes its public key as a
+ * JSON Web Key Set, exactly what a real identity provider gives the gateway. For local runs and
+ * tests only; a deployment points AUTH_JWKS_URL at its identity provider instead.
+ *
+ *   GET /token?user=alice       → {"token": "...", "user": "alice", "expires_at": "..."}
+ *   GET /.well-known/jwks.json  → the public keys
+ */
+export interface DevIssuer {
+  readonly url: string;
+  readonly jwksUrl: string;
+  /** issuer is the `iss` claim of every token. */
+  readonly issuer: string;
+  /** token signs a token for `userId`, valid for `ttlSeconds`. */
+  token(userId: string, ttlSeconds?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** DEV_AUDIENCE is the `aud` claim of development tokens. */
+export const DEV_AUDIENCE = "connect-chat";
+
+/** startDevIssuer starts an issuer with a fresh ES256 key on `host:port` (0 picks a port). */
+export async function startDevIssuer(
+  opts: { host?: string; port?: number } = {},
+): Promise<DevIssuer> {
+  const { privateKey, publicKey } = await generateKeyPair("ES256");
+  const kid = `dev-${Date.now().toString(36)}`;
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
+  const host = opts.host ?? "127.0.0.1";
+  let url = "";
+  const sign = (userId: string, ttlSeconds = 24 * 3600) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", kid })
+      .setSubject(userId)
+      .setIssuer(url)
+      .setAudience(DEV_AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${ttlSeconds}s`)
+      .sign(privateKey);
+
+  const server: Server = createServer((req, res) => {
+    const u = new URL(req.url ?? "/", "http://localhost");
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(`${JSON.stringify(body)}\n`);
+    };
+    if (req.method === "GET" && u.pathname === "/.well-known/jwks.json") {
+      return json(200, { keys: [jwk] });
+    }
+    if (req.method === "GET" && u.pathname === "/token") {
+      const user = u.searchParams.get("user") ?? "";
+      if (!ID_PATTERN.test(user)) {
+        return json(400, { error: "user must be 1-64 letters, digits, '_' or '-'" });
+      }
+      const ttl = Number(u.searchParams.get("ttl") ?? 24 * 3600);
+      if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 24 * 3600) {
+        return json(400, { error: "ttl must be whole seconds between 1 and 2592000" });
+      }
+      sign(user, ttl).then(
+        (token) =>
+          json(200, { token, user, expires_at: new Date(Date.now() + ttl * 1000).toISOString() }),
+        () => json(500, { error: "could not sign" }),
+      );
+      return;
+    }
+    json(404, { error: "try GET /token?user=alice" });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  url = `http://${host}:${port}`;
+  return {
+    url,
+    jwksUrl: `${url}/.well-known/jwks.json`,
+    issuer: url,
+    token: (userId, ttl) => sign(userId, ttl),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,98 @@
+import { fromBinary, fromJson, type JsonValue, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import { createValidator } from "@bufbuild/protovalidate";
+import {
+  type ClientFrame,
+  ClientFrameSchema,
+  type ServerFrame,
+  ServerFrameSchema,
+} from "../../gen/chat/v1/client_pb.ts";
+
+/** PROTO_SUBPROTOCOL carries binary protobuf frames (the default). */
+export const PROTO_SUBPROTOCOL = "connectchat.v1.proto";
+/** JSON_SUBPROTOCOL carries frames in the canonical protobuf JSON mapping. */
+export const JSON_SUBPROTOCOL = "connectchat.v1.json";
+
+/** Encoding is how a connection's frames are written. */
+export type Encoding = "proto" | "json";
+
+/** FrameError is why a client frame was refused; `requestId` is known when the frame parsed. */
+export interface FrameError {
+  message: string;
+  field: string;
+  requestId: number;
+}
+
+const validator = createValidator();
+
+/**
+ * decodeClientFrame parses and validates one WebSocket message. It never throws: anything
+ * wrong with the frame comes back as a FrameError that names the problem.
+ */
+export function decodeClientFrame(
+  data: Buffer,
+  isBinary: boolean,
+  encoding: Encoding,
+): { frame: ClientFrame } | { error: FrameError } {
+  let frame: ClientFrame;
+  if (encoding === "proto") {
+    if (!isBinary) {
+      return fail(
+        `text frame on the ${PROTO_SUBPROTOCOL} subprotocol: send binary protobuf, or connect with ${JSON_SUBPROTOCOL}`,
+      );
+    }
+    try {
+      frame = fromBinary(ClientFrameSchema, data);
+    } catch (err) {
+      return fail(`frame is not a binary chat.v1.ClientFrame: ${reason(err)}`);
+    }
+  } else {
+    if (isBinary) {
+      return fail(
+        `binary frame on the ${JSON_SUBPROTOCOL} subprotocol: send JSON text, or connect with ${PROTO_SUBPROTOCOL}`,
+      );
+    }
+    let json: JsonValue;
+    try {
+      json = JSON.parse(data.toString("utf8"));
+    } catch (err) {
+      return fail(`frame is not JSON: ${reason(err)}`);
+    }
+    try {
+      frame = fromJson(ClientFrameSchema, json);
+    } catch (err) {
+      return fail(`frame is not a chat.v1.ClientFrame: ${reason(err)}`);
+    }
+  }
+  const result = validator.validate(ClientFrameSchema, frame);
+  if (result.kind === "valid") return { frame };
+  if (result.kind === "error") return fail(`frame could not be validated: ${result.error.message}`);
+  const [first] = result.violations;
+  const field = first ? pathToString(first.field) : "";
+  const message = result.violations
+    .map((v) => `${pathToString(v.field) || "frame"}: ${v.message}`)
+    .join("; ");
+  return { error: { message, field, requestId: frame.requestId } };
+}
+
+/** encodeServerFrame writes a frame in a connection's encoding. */
+export function encodeServerFrame(frame: ServerFrame, encoding: Encoding): Uint8Array | string {
+  return encoding === "proto"
+    ? toBinary(ServerFrameSchema, frame)
+    : toJsonString(ServerFrameSchema, frame);
+}
+
+/** reencodeServerFrame turns a binary ServerFrame into a connection's encoding. */
+export function reencodeServerFrame(bytes: Uint8Array, encoding: Encoding): Uint8Array | string {
+  return encoding === "proto"
+    ? bytes
+    : toJsonString(ServerFrameSchema, fromBinary(ServerFrameSchema, bytes));
+}
+
+function fail(message: string): { error: FrameError } {
+  return { error: { message, field: "", requestId: 0 } };
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,492 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { type CallOptions, type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { WebSocket } from "ws";
+import {
+  type ClientFrame,
+  ErrorCode,
+  type Hello,
+  type ServerFrame,
+  ServerFrameSchema,
+} from "../../gen/chat/v1/client_pb.ts";
+import { ConnectReason } from "../../gen/chat/v1/events_pb.ts";
+import type { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
+import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
+import type { Presence } from "../../gen/chat/v1/types_pb.ts";
+import { isRetryableCode } from "../shared/errors.ts";
+import type { HybridClock } from "../shared/hlc.ts";
+import { randomId } from "../shared/ids.ts";
+import { callerHeaders } from "../shared/interceptors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Bus } from "../shared/ports/bus.ts";
+import type { Session } from "../shared/ports/session-registry.ts";
+import { publishEvents, TOPICS } from "../shared/topics.ts";
+import { AuthError, type TokenVerifier } from "./auth.ts";
+import {
+  decodeClientFrame,
+  type Encoding,
+  encodeServerFrame,
+  reencodeServerFrame,
+} from "./codec.ts";
+
+/** Close codes the gateway uses (besides the standard 1000, 1009 and 1012). */
+export const CLOSE = {
+  /** The token was missing, invalid or expired: get a fresh one, then reconnect. */
+  unauthenticated: 4401,
+  /** No hello within the deadline. */
+  helloTimeout: 4408,
+  /** An operator disconnected the device. */
+  disconnected: 4000,
+  /** The client read too slowly; reconnect and resume. */
+  slowConsumer: 1013,
+  /** Graceful drain: reconnect (to another instance). */
+  serviceRestart: 1012,
+} as const;
+
+/** ConnectionHost is what a connection needs from its gateway instance. */
+export interface ConnectionHost {
+  readonly instanceId: string;
+  readonly region: string;
+  readonly heartbeatIntervalMs: number;
+  readonly maxFrameBytes: number;
+  readonly framesPerSecond: number;
+  readonly maxBufferedBytes: number;
+  readonly verifier: TokenVerifier;
+  readonly messaging: Client<typeof MessagingService>;
+  readonly notification: Client<typeof NotificationService>;
+  readonly bus: Pick<Bus, "publish">;
+  readonly clock: HybridClock;
+  readonly log: Logger;
+  /** opened registers an authenticated connection (index and session registry). */
+  opened(conn: Connection): Promise<{ firstOfUser: boolean }>;
+  /** closed forgets a connection. */
+  closed(conn: Connection): void;
+  /** watch replaces the users whose presence a connection follows, with their current state. */
+  watch(conn: Connection, users: Presence[]): void;
+}
+
+const MAX_INFLIGHT = 64;
+
+/**
+ * Connection is one client WebSocket: it authenticates the hello, turns client frames into
+ * RPCs on the user's behalf, and writes server frames back. Frames are checked before
+ * anything else happens: a frame that does not parse or validate is answered with an error
+ * frame and changes nothing; the connection carries on. Sends are processed in the order the
+ * client sent them; other requests run concurrently and answer by request_id.
+ */
+export class Connection {
+  readonly sessionId = randomId("s");
+  readonly encoding: Encoding;
+  readonly connectedAtMs = Date.now();
+  userId = "";
+  deviceId = "";
+  lastFrameAtMs = Date.now();
+  readonly #ws: WebSocket;
+  readonly #host: ConnectionHost;
+  #state: "hello" | "authenticating" | "open" | "closed" = "hello";
+  #opened: Promise<boolean> | undefined;
+  #sends: Promise<void> = Promise.resolve();
+  #inflight = 0;
+  #idle: (() => void) | undefined;
+  #tokens: number;
+  #refilledAt = Date.now();
+  #expiry: NodeJS.Timeout | undefined;
+  #helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(ws: WebSocket, encoding: Encoding, host: ConnectionHost) {
+    this.#ws = ws;
+    this.encoding = encoding;
+    this.#host = host;
+    this.#tokens = host.framesPerSecond * 2;
+    this.#helloTimer = setTimeout(() => {
+      if (this.#state === "hello") this.close(CLOSE.helloTimeout, "no hello received");
+    }, host.heartbeatIntervalMs);
+    ws.on("message", (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    ws.on("close", () => this.#onClose());
+    ws.on("error", (err) => host.log.debug({ err, session: this.sessionId }, "socket error"));
+  }
+
+  /** session is this connection's session registry entry. */
+  get session(): Session {
+    return {
+      userId: this.userId,
+      deviceId: this.deviceId,
+      sessionId: this.sessionId,
+      instanceId: this.#host.instanceId,
+      connectedAtMs: this.connectedAtMs,
+    };
+  }
+
+  get isOpen(): boolean {
+    return this.#state === "open";
+  }
+
+  /** send writes a server frame. */
+  send(frame: ServerFrame): void {
+    this.#write(encodeServerFrame(frame, this.encoding));
+  }
+
+  /** deliver writes a frame that arrived already encoded as binary protobuf. */
+  deliver(bytes: Uint8Array, jsonCache?: { json?: string }): void {
+    if (this.encoding === "proto") {
+      this.#write(bytes);
+      return;
+    }
+    if (jsonCache) {
+      jsonCache.json ??= reencodeServerFrame(bytes, "json") as string;
+      this.#write(jsonCache.json);
+      return;
+    }
+    this.#write(reencodeServerFrame(bytes, "json"));
+  }
+
+  /** goAway tells the client to reconnect, then closes. */
+  goAway(code: number, reason: string, reconnectAfterMs: number): void {
+    this.send(
+      create(ServerFrameSchema, { kind: { case: "goAway", value: { reason, reconnectAfterMs } } }),
+    );
+    this.close(code, reason);
+  }
+
+  /** drain waits (up to `timeoutMs`) for requests in flight, then sends go_away and closes. */
+  async drain(timeoutMs: number, reconnectAfterMs: number): Promise<void> {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    if (this.#inflight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          this.#idle = resolve;
+        }),
+        new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    }
+    this.goAway(CLOSE.serviceRestart, "server restarting; reconnect", reconnectAfterMs);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#ws.readyState === this.#ws.CLOSED || this.#ws.readyState === this.#ws.CLOSING) return;
+    this.#ws.close(code, reason.slice(0, 120));
+    // A peer that never answers the close handshake must not hold the socket.
+    setTimeout(() => this.#ws.terminate(), 5_000).unref();
+  }
+
+  /** terminate drops the socket at once (dead peer). */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  #write(data: Uint8Array | string): void {
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
+    if (this.#ws.bufferedAmount > this.#host.maxBufferedBytes) {
+      this.close(CLOSE.slowConsumer, "reading too slowly; reconnect and resume");
+      return;
+    }
+    this.#ws.send(data);
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastFrameAtMs = Date.now();
+    if (this.#state === "closed") return;
+    if (data.length > this.#host.maxFrameBytes) {
+      this.#error(
+        0,
+        ErrorCode.INVALID_ARGUMENT,
+        `frame of ${data.length} bytes exceeds the ${this.#host.maxFrameBytes}-byte limit`,
+      );
+      return;
+    }
+    if (!this.#takeToken()) {
+      this.#error(0, ErrorCode.RESOURCE_EXHAUSTED, "too many frames; slow down", "", true);
+      return;
+    }
+    const decoded = decodeClientFrame(data, isBinary, this.encoding);
+    if ("error" in decoded) {
+      const e = decoded.error;
+      this.#error(e.requestId, ErrorCode.INVALID_ARGUMENT, e.message, e.field);
+      return;
+    }
+    const frame = decoded.frame;
+    if (frame.kind.case === "hello") {
+      void this.#hello(frame.requestId, frame.kind.value);
+      return;
+    }
+    if (frame.kind.case === "ping") {
+      this.send(
+        create(ServerFrameSchema, {
+          requestId: frame.requestId,
+          kind: { case: "pong", value: { nonce: frame.kind.value.nonce } },
+        }),
+      );
+      return;
+    }
+    if (this.#state === "hello") {
+      this.#error(frame.requestId, ErrorCode.UNAUTHENTICATED, "send hello first");
+      return;
+    }
+    if (this.#inflight >= MAX_INFLIGHT) {
+      this.#error(
+        frame.requestId,
+        ErrorCode.RESOURCE_EXHAUSTED,
+        `more than ${MAX_INFLIGHT} requests in flight; wait for answers`,
+        "",
+        true,
+      );
+      return;
+    }
+    this.#inflight++;
+    const run = async () => {
+      try {
+        if ((await this.#opened) !== true) return;
+        await this.#dispatch(frame);
+      } catch (err) {
+        this.#rpcError(frame.requestId, err);
+      } finally {
+        this.#inflight--;
+        if (this.#inflight === 0) this.#idle?.();
+      }
+    };
+    if (frame.kind.case === "send") {
+      this.#sends = this.#sends.then(run);
+    } else {
+      void run();
+    }
+  }
+
+  async #hello(requestId: number, hello: Hello): Promise<void> {
+    if (this.#state !== "hello") {
+      this.#error(requestId, ErrorCode.FAILED_PRECONDITION, "hello was already sent");
+      return;
+    }
+    this.#state = "authenticating";
+    clearTimeout(this.#helloTimer);
+    const host = this.#host;
+    let settle!: (ok: boolean) => void;
+    this.#opened = new Promise((resolve) => {
+      settle = resolve;
+    });
+    try {
+      const identity = await host.verifier.verify(hello.token);
+      if (this.#state !== "authenticating") return settle(false);
+      this.userId = identity.userId;
+      this.deviceId = hello.deviceId;
+      this.#state = "open";
+      const { firstOfUser } = await host.opened(this);
+      if (identity.expiresAtMs !== undefined) {
+        const ms = Math.max(0, identity.expiresAtMs - Date.now());
+        this.#expiry = setTimeout(
+          () =>
+            this.goAway(CLOSE.unauthenticated, "token expired; reconnect with a fresh token", 0),
+          Math.min(ms, 2 ** 31 - 1),
+        );
+      }
+      this.send(
+        create(ServerFrameSchema, {
+          requestId,
+          kind: {
+            case: "welcome",
+            value: {
+              userId: this.userId,
+              deviceId: this.deviceId,
+              region: host.region,
+              sessionId: this.sessionId,
+              heartbeatIntervalMs: host.heartbeatIntervalMs,
+              serverHlc: host.clock.now(),
+            },
+          },
+        }),
+      );
+      settle(true);
+      await publishEvents(host.bus, TOPICS.userConnected, [
+        {
+          key: this.userId,
+          value: {
+            userId: this.userId,
+            deviceId: this.deviceId,
+            sessionId: this.sessionId,
+            instanceId: host.instanceId,
+            inbox: hello.inbox,
+            reason: ConnectReason.CONNECT,
+          },
+        },
+      ]);
+      if (firstOfUser) await this.#presence(true);
+      host.log.debug(
+        { user: this.userId, device: this.deviceId, session: this.sessionId },
+        "connected",
+      );
+    } catch (err) {
+      settle(false);
+      if (err instanceof AuthError) {
+        this.#error(requestId, ErrorCode.UNAUTHENTICATED, err.message);
+        this.close(CLOSE.unauthenticated, err.message);
+        return;
+      }
+      host.log.error({ err, session: this.sessionId }, "hello failed");
+      this.#error(requestId, ErrorCode.UNAVAILABLE, "could not open the session; retry", "", true);
+      this.close(1011, "internal error");
+    }
+  }
+
+  async #dispatch(frame: ClientFrame): Promise<void> {
+    const { messaging, notification } = this.#host;
+    const opts: CallOptions = {
+      headers: callerHeaders({ userId: this.userId, deviceId: this.deviceId }),
+    };
+    const id = frame.requestId;
+    const k = frame.kind;
+    const answer = (kind: MessageInitShape<typeof ServerFrameSchema>["kind"]) =>
+      this.send(create(ServerFrameSchema, { requestId: id, kind }));
+    const ok = () => {
+      if (id !== 0) answer({ case: "ok", value: {} });
+    };
+    switch (k.case) {
+      case "send": {
+        const res = await messaging.sendMessage({ draft: k.value }, opts);
+        return answer({ case: "sendResult", value: present(res.message) });
+      }
+      case "createConversation": {
+        const res = await messaging.createConversation({ conversation: k.value }, opts);
+        return answer({ case: "conversation", value: present(res.conversation) });
+      }
+      case "addMembers": {
+        const res = await messaging.addMembers({ change: k.value }, opts);
+        return answer({ case: "conversation", value: present(res.conversation) });
+      }
+      case "removeMembers": {
+        const res = await messaging.removeMembers({ change: k.value }, opts);
+        return answer({ case: "conversation", value: present(res.conversation) });
+      }
+      case "getConversation": {
+        const res = await messaging.getConversation(
+          { conversationId: k.value.conversationId },
+          opts,
+        );
+        return answer({ case: "conversation", value: present(res.conversation) });
+      }
+      case "listConversations": {
+        const res = await messaging.listConversations(
+          { pageToken: k.value.pageToken, limit: k.value.limit },
+          opts,
+        );
+        return answer({ case: "conversationPage", value: present(res.page) });
+      }
+      case "getHistory": {
+        const res = await messaging.getHistory({ query: k.value }, opts);
+        return answer({ case: "history", value: present(res.history) });
+      }
+      case "ack": {
+        if (k.value.conversations.length > 0) {
+          await messaging.markDelivered({ conversations: k.value.conversations }, opts);
+        }
+        return ok();
+      }
+      case "markRead": {
+        await messaging.markRead({ read: k.value }, opts);
+        return ok();
+      }
+      case "typing": {
+        await messaging.setTyping({ typing: k.value }, opts);
+        return ok();
+      }
+      case "watchPresence": {
+        const res = await messaging.getPresence({ userIds: k.value.userIds }, opts);
+        this.#host.watch(this, res.users);
+        return answer({ case: "presenceSnapshot", value: { users: res.users } });
+      }
+      case "sync": {
+        await publishEvents(this.#host.bus, TOPICS.userConnected, [
+          {
+            key: this.userId,
+            value: {
+              userId: this.userId,
+              deviceId: this.deviceId,
+              sessionId: this.sessionId,
+              instanceId: this.#host.instanceId,
+              inbox: k.value.inbox,
+              reason: ConnectReason.SYNC,
+            },
+          },
+        ]);
+        return;
+      }
+      case "registerPushToken": {
+        await notification.registerPushToken(
+          { platform: k.value.platform, token: k.value.token },
+          opts,
+        );
+        return ok();
+      }
+      case "getReceipts": {
+        const res = await messaging.getReceipts({ conversationId: k.value.conversationId }, opts);
+        return answer({ case: "receipts", value: { receipts: res.receipts } });
+      }
+      default:
+        this.#error(id, ErrorCode.UNIMPLEMENTED, `frame kind ${String(k.case)} is not supported`);
+        return;
+    }
+  }
+
+  async #presence(online: boolean) {
+    await publishEvents(this.#host.bus, TOPICS.presenceChanged, [
+      {
+        key: this.userId,
+        value: {
+          presence: { userId: this.userId, online, changedAtMs: BigInt(Date.now()) },
+          region: this.#host.region,
+        },
+      },
+    ]);
+  }
+
+  #onClose(): void {
+    const wasOpen = this.#state === "open" || this.#state === "closed";
+    this.#state = "closed";
+    clearTimeout(this.#expiry);
+    clearTimeout(this.#helloTimer);
+    if (wasOpen && this.userId !== "") this.#host.closed(this);
+  }
+
+  /** offline is called by the host when this was the user's last session in the region. */
+  async offline(): Promise<void> {
+    await this.#presence(false);
+  }
+
+  #takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.#host.framesPerSecond;
+    this.#tokens = Math.min(rate * 2, this.#tokens + ((now - this.#refilledAt) / 1000) * rate);
+    this.#refilledAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+
+  #rpcError(requestId: number, err: unknown): void {
+    const ce = ConnectError.from(err);
+    if (ce.code === Code.Internal || ce.code === Code.Unknown) {
+      this.#host.log.error({ err, session: this.sessionId }, "request failed");
+    }
+    this.#error(
+      requestId,
+      ce.code as number as ErrorCode,
+      ce.code === Code.Internal ? "internal error" : ce.rawMessage,
+      "",
+      isRetryableCode(ce.code),
+    );
+  }
+
+  #error(requestId: number, code: ErrorCode, message: string, field = "", retryable = false): void {
+    this.send(
+      create(ServerFrameSchema, {
+        requestId,
+        kind: { case: "error", value: { code, message, field, retryable } },
+      }),
+    );
+  }
+}
+
+/** present unwraps a response field the callee always sets. */
+function present<T>(value: T | undefined): T {
+  if (value === undefined)
+    throw new ConnectError("a service answered without a result", Code.Internal);
+  return value;
+}

@@ -1,0 +1,282 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { WebSocketServer } from "ws";
+import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
+import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
+import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
+import type { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
+import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
+import type { Presence } from "../../gen/chat/v1/types_pb.ts";
+import { createHybridClock } from "../shared/hlc.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Metrics } from "../shared/metrics.ts";
+import type { Bus, Subscription } from "../shared/ports/bus.ts";
+import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
+import type { SessionRegistry } from "../shared/ports/session-registry.ts";
+import { createAppHealth, type ServiceApp } from "../shared/service-app.ts";
+import type { TokenVerifier } from "./auth.ts";
+import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL } from "./codec.ts";
+import { Connection, type ConnectionHost } from "./connection.ts";
+import { consumePresenceChanged } from "./consumers/presence-changed.ts";
+import { GatewayHandler } from "./handler.ts";
+
+/** WS_PATH is where clients open their WebSocket. */
+export const WS_PATH = "/ws";
+
+/** GatewayAppDeps are everything a gateway instance is built from. */
+export interface GatewayAppDeps {
+  config: {
+    region: string;
+    peers: readonly string[];
+    instanceId: string;
+    heartbeatIntervalMs: number;
+    sessionTtlMs: number;
+    maxFrameBytes: number;
+    framesPerSecond: number;
+    drainMs: number;
+  };
+  verifier: TokenVerifier;
+  messaging: Client<typeof MessagingService>;
+  notification: Client<typeof NotificationService>;
+  bus: Bus;
+  registry: SessionRegistry;
+  channel: DeliveryChannel;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/** GatewayApp is a gateway instance: a ServiceApp plus what tests and operators look at. */
+export interface GatewayApp extends ServiceApp {
+  /** connectionCount is the number of open authenticated sockets. */
+  connectionCount(): number;
+  /** drain tells every client to reconnect elsewhere, finishing requests in flight. */
+  drain(): Promise<void>;
+}
+
+/**
+ * build wires a gateway instance: WebSocket upgrades on WS_PATH, the per-instance delivery
+ * channel, the session registry, presence, heartbeats and graceful drain. It does not listen.
+ */
+export function build(deps: GatewayAppDeps): GatewayApp {
+  const { config, log, metrics, registry } = deps;
+  const connections = new Map<string, Connection>();
+  const byUser = new Map<string, Set<Connection>>();
+  const watchers = new Map<string, Set<Connection>>();
+  const watching = new Map<Connection, Set<string>>();
+  /** watched user → region → online */
+  const presence = new Map<string, Map<string, boolean>>();
+  const subscriptions: Subscription[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let stopListening: (() => Promise<void>) | undefined;
+  let draining = false;
+  const health = createAppHealth([GatewayService]);
+
+  const host: ConnectionHost = {
+    instanceId: config.instanceId,
+    region: config.region,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    maxFrameBytes: config.maxFrameBytes,
+    framesPerSecond: config.framesPerSecond,
+    maxBufferedBytes: 4 * 1024 * 1024,
+    verifier: deps.verifier,
+    messaging: deps.messaging,
+    notification: deps.notification,
+    bus: deps.bus,
+    clock: createHybridClock(),
+    log,
+    async opened(conn) {
+      connections.set(conn.sessionId, conn);
+      let set = byUser.get(conn.userId);
+      if (!set) {
+        set = new Set();
+        byUser.set(conn.userId, set);
+      }
+      set.add(conn);
+      return registry.register(conn.session, config.sessionTtlMs);
+    },
+    closed(conn) {
+      connections.delete(conn.sessionId);
+      const set = byUser.get(conn.userId);
+      set?.delete(conn);
+      if (set?.size === 0) byUser.delete(conn.userId);
+      setWatch(conn, []);
+      registry.unregister(conn.session).then(
+        ({ lastOfUser }) => (lastOfUser ? conn.offline() : undefined),
+        (err) => log.warn({ err, session: conn.sessionId }, "could not unregister session"),
+      );
+    },
+    watch(conn, users) {
+      setWatch(
+        conn,
+        users.map((u) => u.userId),
+      );
+      for (const u of users) {
+        const byRegion = presence.get(u.userId) ?? new Map<string, boolean>();
+        byRegion.set(config.region, u.online);
+        presence.set(u.userId, byRegion);
+      }
+    },
+  };
+
+  function setWatch(conn: Connection, userIds: string[]) {
+    for (const u of watching.get(conn) ?? []) {
+      const set = watchers.get(u);
+      set?.delete(conn);
+      if (set?.size === 0) {
+        watchers.delete(u);
+        presence.delete(u);
+      }
+    }
+    if (userIds.length === 0) {
+      watching.delete(conn);
+      return;
+    }
+    watching.set(conn, new Set(userIds));
+    for (const u of userIds) {
+      let set = watchers.get(u);
+      if (!set) {
+        set = new Set();
+        watchers.set(u, set);
+      }
+      set.add(conn);
+    }
+  }
+
+  /**
+   * presenceChanged merges one region's view of a watched user (online anywhere is online) and
+   * tells the watchers when the merged view changes.
+   */
+  function presenceChanged(p: Presence, region: string) {
+    const conns = watchers.get(p.userId);
+    if (!conns) return;
+    const byRegion = presence.get(p.userId) ?? new Map<string, boolean>();
+    const before = [...byRegion.values()].some(Boolean);
+    byRegion.set(region, p.online);
+    presence.set(p.userId, byRegion);
+    const after = [...byRegion.values()].some(Boolean);
+    if (before === after) return;
+    const frame = create(ServerFrameSchema, {
+      kind: { case: "presence", value: { ...p, online: after } },
+    });
+    for (const conn of conns) conn.send(frame);
+  }
+
+  function onDelivery(payload: Uint8Array) {
+    let delivery: ReturnType<typeof fromBinary<typeof GatewayDeliverySchema>>;
+    try {
+      delivery = fromBinary(GatewayDeliverySchema, payload);
+    } catch (err) {
+      log.warn({ err }, "dropping undecodable delivery");
+      return;
+    }
+    for (const item of delivery.items) {
+      const cache: { json?: string } = {};
+      if (item.sessionId !== "") {
+        const conn = connections.get(item.sessionId);
+        if (conn && conn.userId === item.userId && conn.isOpen)
+          conn.deliver(item.serverFrame, cache);
+        continue;
+      }
+      for (const conn of byUser.get(item.userId) ?? []) {
+        if (conn.isOpen) conn.deliver(item.serverFrame, cache);
+      }
+    }
+  }
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    // Frames above maxFrameBytes are answered with an error frame; only frames far beyond it
+    // close the connection (1009), so memory per connection stays bounded.
+    maxPayload: config.maxFrameBytes * 4,
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => {
+      if (protocols.has(PROTO_SUBPROTOCOL)) return PROTO_SUBPROTOCOL;
+      if (protocols.has(JSON_SUBPROTOCOL)) return JSON_SUBPROTOCOL;
+      return false;
+    },
+  });
+
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    const path = (req.url ?? "/").split("?")[0];
+    const refuse = (status: string) => {
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    };
+    if (path !== WS_PATH) return refuse("404 Not Found");
+    if (draining) return refuse("503 Service Unavailable");
+    const offered = req.headers["sec-websocket-protocol"];
+    if (
+      offered &&
+      !offered.split(",").some((p) => [PROTO_SUBPROTOCOL, JSON_SUBPROTOCOL].includes(p.trim()))
+    ) {
+      return refuse("400 Bad Request");
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const encoding = ws.protocol === JSON_SUBPROTOCOL ? "json" : "proto";
+      new Connection(ws, encoding, host);
+    });
+  }
+
+  async function drain() {
+    if (draining) return;
+    draining = true;
+    health.setServing(false);
+    const all = [...connections.values()];
+    // Spread reconnects over the first part of the drain window, so clients do not all
+    // arrive at the remaining instances in the same instant.
+    const spread = Math.min(5_000, config.drainMs / 4);
+    await Promise.all(
+      all.map((c) => c.drain(config.drainMs / 2, Math.floor(Math.random() * spread))),
+    );
+  }
+
+  return {
+    name: "gateway",
+    services: [GatewayService],
+    log,
+    metrics,
+    health,
+    routes: (r) => r.service(GatewayService, new GatewayHandler((u) => byUser.get(u) ?? [])),
+    upgrade,
+    connectionCount: () => connections.size,
+    drain,
+    async start() {
+      stopListening = await deps.channel.listen(config.instanceId, onDelivery);
+      subscriptions.push(
+        await consumePresenceChanged({
+          bus: deps.bus,
+          peers: config.peers,
+          instanceId: config.instanceId,
+          log,
+          metrics,
+          onChange: presenceChanged,
+        }),
+      );
+      const refresh = () =>
+        registry
+          .refresh(
+            config.instanceId,
+            [...connections.values()].filter((c) => c.isOpen).map((c) => c.session),
+            config.sessionTtlMs,
+          )
+          .catch((err) => log.warn({ err }, "session refresh failed"));
+      await refresh();
+      timers.push(setInterval(refresh, Math.max(1_000, config.sessionTtlMs / 3)));
+      timers.push(
+        setInterval(() => {
+          const deadline = Date.now() - 3 * config.heartbeatIntervalMs;
+          for (const c of connections.values()) if (c.lastFrameAtMs < deadline) c.terminate();
+        }, config.heartbeatIntervalMs),
+      );
+    },
+    async stop() {
+      await drain();
+      for (const t of timers.splice(0)) clearInterval(t);
+      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+      await stopListening?.();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,362 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import type { MarkRead } from "../../gen/chat/v1/client_pb.ts";
+import type {
+  AddMembersRequest,
+  CreateConversationRequest,
+  GetConversationRequest,
+  GetHistoryRequest,
+  GetPresenceRequest,
+  GetReceiptsRequest,
+  ListConversationsRequest,
+  MarkDeliveredRequest,
+  MarkReadRequest,
+  MessagingService,
+  RemoveMembersRequest,
+  SendMessageRequest,
+  SetTypingRequest,
+} from "../../gen/chat/v1/messaging_pb.ts";
+import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
+import {
+  type Conversation,
+  ConversationKind,
+  MembershipAction,
+  type Message,
+  type Presence,
+  PresenceSchema,
+  ReceiptKind,
+  type VersionVector,
+} from "../../gen/chat/v1/types_pb.ts";
+import {
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  permissionDenied,
+} from "../shared/errors.ts";
+import { directConversationId, groupConversationId } from "../shared/ids.ts";
+import { type Caller, callerOf } from "../shared/interceptors.ts";
+import type { Bus } from "../shared/ports/bus.ts";
+import type { SessionRegistry } from "../shared/ports/session-registry.ts";
+import { publishEvents, TOPICS } from "../shared/topics.ts";
+
+/** MessagingHooks let tests stop a send at the dual-write point, as a crash would. */
+export interface MessagingHooks {
+  /** afterAppend runs once a send is durable and before its event is published. */
+  afterAppend?: (message: Message) => Promise<void>;
+}
+
+/** MessagingDeps are what the messaging handler needs. */
+export interface MessagingDeps {
+  region: string;
+  persistence: Client<typeof PersistenceService>;
+  bus: Pick<Bus, "publish">;
+  registry: Pick<SessionRegistry, "lookup">;
+  maxGroupSize: number;
+  hooks?: MessagingHooks;
+}
+
+/**
+ * MessagingHandler implements MessagingService: every command a user issues, authorized
+ * against the conversation's current members, persisted, then announced on the bus.
+ */
+export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
+  readonly #d: MessagingDeps;
+
+  constructor(deps: MessagingDeps) {
+    this.#d = deps;
+  }
+
+  async sendMessage(req: SendMessageRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    const draft = req.draft;
+    if (!draft) throw invalidArgument("draft: required");
+    const conversation = await this.#memberOf(draft.conversationId, caller);
+    const { message, duplicate } = await this.#d.persistence.appendMessage({
+      conversationId: draft.conversationId,
+      senderId: caller.userId,
+      senderDeviceId: caller.deviceId,
+      clientMsgId: draft.clientMsgId,
+      seenHlc: draft.seenHlc,
+      content: { case: "text", value: draft.text },
+    });
+    if (!message) throw new ConnectError("persistence returned no message", Code.Internal);
+    // A duplicate is published again: the first attempt may have died before publishing.
+    await this.#stored(message, conversation.memberIds);
+    return { message, duplicate };
+  }
+
+  async createConversation(req: CreateConversationRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    const c = req.conversation;
+    if (!c) throw invalidArgument("conversation: required");
+    if (c.memberIds.includes(caller.userId)) {
+      throw invalidArgument("conversation.member_ids: list the other members, not yourself");
+    }
+    if (c.kind === ConversationKind.DIRECT) {
+      if (c.memberIds.length !== 1) {
+        throw invalidArgument(
+          "conversation.member_ids: a direct conversation takes exactly one other user",
+        );
+      }
+      if (c.title !== "")
+        throw invalidArgument("conversation.title: direct conversations have no title");
+      const other = c.memberIds[0] as string;
+      const res = await this.#d.persistence.insertConversation({
+        conversationId: directConversationId(caller.userId, other),
+        kind: ConversationKind.DIRECT,
+        createdBy: caller.userId,
+        memberIds: [caller.userId, other].sort(),
+      });
+      return { conversation: res.conversation };
+    }
+    const memberIds = [caller.userId, ...c.memberIds];
+    if (memberIds.length > this.#d.maxGroupSize) {
+      throw invalidArgument(
+        `conversation.member_ids: a group has at most ${this.#d.maxGroupSize} members`,
+      );
+    }
+    const res = await this.#d.persistence.insertConversation({
+      conversationId: groupConversationId(caller.userId, c.clientMsgId),
+      kind: ConversationKind.GROUP,
+      title: c.title,
+      createdBy: caller.userId,
+      memberIds,
+      clientMsgId: c.clientMsgId,
+      senderDeviceId: caller.deviceId,
+    });
+    if (res.message) await this.#stored(res.message, res.conversation?.memberIds ?? memberIds);
+    return { conversation: res.conversation };
+  }
+
+  async addMembers(req: AddMembersRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    const change = req.change;
+    if (!change) throw invalidArgument("change: required");
+    const conversation = await this.#memberOf(change.conversationId, caller);
+    if (conversation.kind !== ConversationKind.GROUP) {
+      throw failedPrecondition("direct conversations cannot gain members; create a group");
+    }
+    const members = new Set(conversation.memberIds);
+    const added = change.userIds.filter((u) => !members.has(u));
+    if (added.length === 0) return { conversation };
+    if (members.size + added.length > this.#d.maxGroupSize) {
+      throw failedPrecondition(`a group has at most ${this.#d.maxGroupSize} members`);
+    }
+    const res = await this.#d.persistence.appendMessage({
+      conversationId: change.conversationId,
+      senderId: caller.userId,
+      senderDeviceId: caller.deviceId,
+      clientMsgId: change.clientMsgId,
+      content: { case: "membership", value: { action: MembershipAction.ADDED, userIds: added } },
+    });
+    const after = await this.#conversation(change.conversationId);
+    if (res.message) await this.#stored(res.message, union(after.memberIds, added));
+    return { conversation: after };
+  }
+
+  async removeMembers(req: RemoveMembersRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    const change = req.change;
+    if (!change) throw invalidArgument("change: required");
+    const conversation = await this.#memberOf(change.conversationId, caller);
+    if (conversation.kind !== ConversationKind.GROUP) {
+      throw failedPrecondition("members of a direct conversation cannot be removed");
+    }
+    const leaving = change.userIds.length === 1 && change.userIds[0] === caller.userId;
+    if (!leaving && conversation.createdBy !== caller.userId) {
+      throw permissionDenied("only the group's creator can remove other members");
+    }
+    const removed = change.userIds.filter((u) => conversation.memberIds.includes(u));
+    if (removed.length === 0) return { conversation };
+    const res = await this.#d.persistence.appendMessage({
+      conversationId: change.conversationId,
+      senderId: caller.userId,
+      senderDeviceId: caller.deviceId,
+      clientMsgId: change.clientMsgId,
+      content: {
+        case: "membership",
+        value: {
+          action: leaving ? MembershipAction.LEFT : MembershipAction.REMOVED,
+          userIds: removed,
+        },
+      },
+    });
+    // The removed members hear of their removal, then nothing more.
+    if (res.message) await this.#stored(res.message, conversation.memberIds);
+    return { conversation: await this.#conversation(change.conversationId) };
+  }
+
+  async getConversation(req: GetConversationRequest, ctx: HandlerContext) {
+    return { conversation: await this.#memberOf(req.conversationId, callerOf(ctx)) };
+  }
+
+  async listConversations(req: ListConversationsRequest, ctx: HandlerContext) {
+    const res = await this.#d.persistence.listMemberships({
+      userId: callerOf(ctx).userId,
+      pageToken: req.pageToken,
+      limit: req.limit,
+    });
+    return { page: res.page };
+  }
+
+  async getHistory(req: GetHistoryRequest, ctx: HandlerContext) {
+    const q = req.query;
+    if (!q) throw invalidArgument("query: required");
+    await this.#memberOf(q.conversationId, callerOf(ctx));
+    const res = await this.#d.persistence.readHistory({ query: q });
+    return { history: res.history };
+  }
+
+  async markDelivered(req: MarkDeliveredRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    await Promise.all(
+      req.conversations.map((p) =>
+        this.#receipt(caller, p.conversationId, ReceiptKind.DELIVERED, p.upTo),
+      ),
+    );
+    return {};
+  }
+
+  async markRead(req: MarkReadRequest, ctx: HandlerContext) {
+    const read: MarkRead | undefined = req.read;
+    if (!read) throw invalidArgument("read: required");
+    await this.#receipt(callerOf(ctx), read.conversationId, ReceiptKind.READ, read.upTo);
+    return {};
+  }
+
+  async getReceipts(req: GetReceiptsRequest, ctx: HandlerContext) {
+    await this.#memberOf(req.conversationId, callerOf(ctx));
+    const res = await this.#d.persistence.readReceipts({ conversationId: req.conversationId });
+    return { receipts: res.receipts };
+  }
+
+  async setTyping(req: SetTypingRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    const t = req.typing;
+    if (!t) throw invalidArgument("typing: required");
+    const conversation = await this.#memberOf(t.conversationId, caller);
+    await publishEvents(this.#d.bus, TOPICS.typing, [
+      {
+        key: t.conversationId,
+        value: {
+          typing: { conversationId: t.conversationId, userId: caller.userId, active: t.active },
+          recipientIds: conversation.memberIds.filter((u) => u !== caller.userId),
+          originRegion: this.#d.region,
+        },
+      },
+    ]);
+    return {};
+  }
+
+  async getPresence(req: GetPresenceRequest, ctx: HandlerContext) {
+    const caller = callerOf(ctx);
+    const visible = await this.#sharingConversations(caller.userId, req.userIds);
+    const sessions = await this.#d.registry.lookup(visible);
+    const users: Presence[] = visible.map((userId) => {
+      const live = sessions.get(userId) ?? [];
+      const since = live.length > 0 ? Math.min(...live.map((s) => s.connectedAtMs)) : 0;
+      return create(PresenceSchema, {
+        userId,
+        online: live.length > 0,
+        changedAtMs: BigInt(since),
+      });
+    });
+    return { users };
+  }
+
+  /** stored publishes message.stored; the send is acknowledged only after this resolves. */
+  async #stored(message: Message, recipientIds: string[]) {
+    await this.#d.hooks?.afterAppend?.(message);
+    await publishEvents(this.#d.bus, TOPICS.messageStored, [
+      { key: message.conversationId, value: { message, recipientIds } },
+    ]);
+  }
+
+  async #receipt(caller: Caller, conversationId: string, kind: ReceiptKind, upTo?: VersionVector) {
+    const conversation = await this.#memberOf(conversationId, caller);
+    const res = await this.#d.persistence.writeReceipt({
+      receipt: { conversationId, userId: caller.userId, kind, upTo },
+    });
+    if (!res.advanced || !res.receipt) return;
+    await publishEvents(this.#d.bus, TOPICS.receiptUpdated, [
+      {
+        key: conversationId,
+        value: {
+          receipt: res.receipt,
+          recipientIds: conversation.memberIds,
+          originRegion: this.#d.region,
+        },
+      },
+    ]);
+  }
+
+  async #find(id: string): Promise<Conversation | undefined> {
+    try {
+      const res = await this.#d.persistence.readConversation({ conversationId: id });
+      return res.conversation;
+    } catch (err) {
+      if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+      throw err;
+    }
+  }
+
+  async #conversation(id: string): Promise<Conversation> {
+    const conversation = await this.#find(id);
+    if (!conversation) throw notFound(`conversation ${id} not found`);
+    return conversation;
+  }
+
+  /**
+   * memberOf returns the conversation if the caller is a member. Unknown conversations and
+   * foreign ones are both PermissionDenied, so ids cannot be probed for existence.
+   */
+  async #memberOf(id: string, caller: Caller): Promise<Conversation> {
+    const conversation = await this.#find(id);
+    if (!conversation?.memberIds.includes(caller.userId)) {
+      throw permissionDenied(`you are not a member of conversation ${id}`);
+    }
+    return conversation;
+  }
+
+  /** sharingConversations filters `userIds` to those who share a conversation with `userId`. */
+  async #sharingConversations(userId: string, userIds: string[]): Promise<string[]> {
+    if (userIds.length === 0) return [];
+    const mine = await this.#conversationIds(userId);
+    const out: string[] = [];
+    for (const other of userIds) {
+      if (other === userId) {
+        out.push(other);
+        continue;
+      }
+      const theirs = await this.#conversationIds(other);
+      for (const id of theirs) {
+        if (mine.has(id)) {
+          out.push(other);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  async #conversationIds(userId: string): Promise<Set<string>> {
+    const ids = new Set<string>();
+    let pageToken = "";
+    do {
+      const res = await this.#d.persistence.listMemberships({ userId, pageToken, limit: 500 });
+      for (const c of res.page?.conversations ?? []) ids.add(c.id);
+      pageToken = res.page?.nextPageToken ?? "";
+    } while (pageToken !== "" && ids.size < 10_000);
+    return ids;
+  }
+}
+
+function union(a: string[], b: string[]): string[] {
+  return [...new Set([...a, ...b])];
+}

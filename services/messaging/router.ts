@@ -1,0 +1,141 @@
+import { create } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
+import type { MessageStored } from "../../gen/chat/v1/events_pb.ts";
+import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
+import type { InboxEntry, Message } from "../../gen/chat/v1/types_pb.ts";
+import type { Fanout, Push } from "../shared/fanout.ts";
+import type { Bus } from "../shared/ports/bus.ts";
+import { publishEvents, TOPICS } from "../shared/topics.ts";
+
+/** RouterDeps are what routing needs. */
+export interface RouterDeps {
+  region: string;
+  persistence: Client<typeof PersistenceService>;
+  bus: Pick<Bus, "publish">;
+  fanout: Fanout;
+  /** cursorCacheSize bounds the routing cursors kept in memory. */
+  cursorCacheSize?: number;
+}
+
+const INBOX_BATCH = 1000;
+const GAP_READ = 500n;
+
+/**
+ * Router routes this region's stored messages (DESIGN.md §4.3): for every recipient it
+ * appends the message to the recipient's inbox, hands it to the gateways holding the
+ * recipient's sockets here, and publishes inbox.appended for other regions and for push.
+ *
+ * Messages of a conversation are routed strictly in seq order, even when their
+ * message.stored events arrive out of order (two concurrent sends publish in either order) or
+ * never arrive (a sender died between persisting and publishing): a message beyond the
+ * conversation's routing cursor first routes the ones it skips, read back from the log. So
+ * every inbox holds a conversation's messages in seq order, and clients following their dense
+ * inbox seqs see no gap and no reorder. Everything here is idempotent under redelivery.
+ */
+export class Router {
+  readonly #d: RouterDeps;
+  readonly #cursors = new Map<string, bigint>();
+  readonly #cacheSize: number;
+
+  constructor(deps: RouterDeps) {
+    this.#d = deps;
+    this.#cacheSize = deps.cursorCacheSize ?? 100_000;
+  }
+
+  /** route routes a batch of message.stored events, in order. */
+  async route(events: MessageStored[]): Promise<void> {
+    const plan: Array<{ message: Message; recipientIds: string[] }> = [];
+    const advanced = new Map<string, bigint>();
+    for (const ev of events) {
+      const m = ev.message;
+      if (!m || m.originRegion !== this.#d.region) continue;
+      const routed = advanced.get(m.conversationId) ?? (await this.#cursor(m.conversationId));
+      if (m.seq <= routed) continue; // redelivered, or already routed as part of a gap
+      if (m.seq > routed + 1n) plan.push(...(await this.#gap(m.conversationId, routed, m.seq)));
+      plan.push({ message: m, recipientIds: ev.recipientIds });
+      advanced.set(m.conversationId, m.seq);
+    }
+    if (plan.length === 0) return;
+
+    const items = plan.flatMap((p) =>
+      p.recipientIds.map((userId) => ({ userId, message: p.message })),
+    );
+    const entries: InboxEntry[] = [];
+    for (let i = 0; i < items.length; i += INBOX_BATCH) {
+      const res = await this.#d.persistence.appendInbox({ items: items.slice(i, i + INBOX_BATCH) });
+      entries.push(...res.entries);
+    }
+
+    const byUser = new Map<string, InboxEntry[]>();
+    entries.forEach((entry, i) => {
+      const userId = items[i]?.userId as string;
+      const list = byUser.get(userId) ?? [];
+      list.push(entry);
+      byUser.set(userId, list);
+    });
+    const pushes: Push[] = [...byUser].map(([userId, list]) => ({
+      userIds: [userId],
+      frame: create(ServerFrameSchema, {
+        kind: { case: "deliveries", value: { entries: list, replay: false } },
+      }),
+    }));
+    await this.#d.fanout.push(pushes);
+    await publishEvents(
+      this.#d.bus,
+      TOPICS.inboxAppended,
+      entries.map((entry, i) => {
+        const userId = items[i]?.userId as string;
+        return { key: userId, value: { userId, entry } };
+      }),
+    );
+    await Promise.all(
+      [...advanced].map(async ([conversationId, seq]) => {
+        await this.#d.persistence.writeRoutedSeq({ conversationId, seq });
+        this.#remember(conversationId, seq);
+      }),
+    );
+  }
+
+  async #cursor(conversationId: string): Promise<bigint> {
+    const cached = this.#cursors.get(conversationId);
+    if (cached !== undefined) return cached;
+    const res = await this.#d.persistence.readRoutedSeq({ conversationId });
+    this.#remember(conversationId, res.seq);
+    return res.seq;
+  }
+
+  /** gap reads the messages between the cursor and `seq` and their recipients (current members). */
+  async #gap(conversationId: string, routed: bigint, seq: bigint) {
+    const out: Array<{ message: Message; recipientIds: string[] }> = [];
+    const { conversation } = await this.#d.persistence.readConversation({ conversationId });
+    const members = conversation?.memberIds ?? [];
+    let after = routed;
+    while (after < seq - 1n) {
+      const { messages } = await this.#d.persistence.readMessages({
+        conversationId,
+        originRegion: this.#d.region,
+        afterSeq: after,
+        limit: Number(seq - 1n - after < GAP_READ ? seq - 1n - after : GAP_READ),
+      });
+      if (messages.length === 0) break;
+      for (const message of messages) {
+        if (message.seq >= seq) break;
+        const changed = message.content.case === "membership" ? message.content.value.userIds : [];
+        out.push({ message, recipientIds: [...new Set([...members, ...changed])] });
+        after = message.seq;
+      }
+    }
+    return out;
+  }
+
+  #remember(conversationId: string, seq: bigint) {
+    if ((this.#cursors.get(conversationId) ?? 0n) > seq) return;
+    this.#cursors.delete(conversationId);
+    this.#cursors.set(conversationId, seq);
+    if (this.#cursors.size > this.#cacheSize) {
+      const oldest = this.#cursors.keys().next().value as string;
+      this.#cursors.delete(oldest);
+    }
+  }
+}

@@ -1,0 +1,392 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type {
+  AppendInboxRequest,
+  AppendMessageRequest,
+  DeletePushTokenRequest,
+  InsertConversationRequest,
+  ListMembershipsRequest,
+  ListPushTokensRequest,
+  ListUnroutedRequest,
+  PersistenceService,
+  ReadConversationRequest,
+  ReadHistoryRequest,
+  ReadInboxRequest,
+  ReadMessagesRequest,
+  ReadReceiptsRequest,
+  ReadRoutedSeqRequest,
+  SavePushTokenRequest,
+  WriteReceiptRequest,
+  WriteRoutedSeqRequest,
+} from "../../gen/chat/v1/persistence_pb.ts";
+import {
+  type Conversation,
+  ConversationKind,
+  ConversationSchema,
+  MembershipAction,
+  type MembershipChange,
+  MembershipChangeSchema,
+  type Message,
+  MessageSchema,
+  ReceiptKind,
+  ReceiptSchema,
+} from "../../gen/chat/v1/types_pb.ts";
+import { ChatError, Code, invalidArgument, notFound } from "../shared/errors.ts";
+import { ClockDriftError, type HybridClock } from "../shared/hlc.ts";
+import { KeyedLock } from "../shared/keyed-lock.ts";
+import {
+  type AppendCommand,
+  type ChatStore,
+  type ConversationMeta,
+  DuplicateSendError,
+  type ReceiptKindName,
+  SeqConflictError,
+  type StoredConversation,
+} from "../shared/ports/chat-store.ts";
+import type { InboxStore } from "../shared/ports/inbox-store.ts";
+import { vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
+
+/** PersistenceDeps are what the persistence handler needs. */
+export interface PersistenceDeps {
+  store: ChatStore;
+  inbox: InboxStore;
+  clock: HybridClock;
+  now: () => number;
+}
+
+const APPEND_ATTEMPTS = 8;
+const DEFAULT_HISTORY_PAGE = 50;
+const DEFAULT_LIST_PAGE = 100;
+
+/**
+ * PersistenceHandler implements PersistenceService over the chat and inbox stores. It owns
+ * seq allocation and hlc stamping: it reads the log head, stamps the next message and lets
+ * the store's compare-and-set reject it if another writer got there first.
+ */
+export class PersistenceHandler implements ServiceImpl<typeof PersistenceService> {
+  readonly #d: PersistenceDeps;
+  readonly #conversations = new KeyedLock();
+  readonly #inboxes = new KeyedLock();
+
+  constructor(deps: PersistenceDeps) {
+    this.#d = deps;
+  }
+
+  async insertConversation(req: InsertConversationRequest) {
+    const { store } = this.#d;
+    if (!req.memberIds.includes(req.createdBy)) {
+      throw invalidArgument("member_ids: must include created_by");
+    }
+    const meta: ConversationMeta = {
+      id: req.conversationId,
+      kind: req.kind,
+      title: req.title,
+      createdBy: req.createdBy,
+    };
+    if (req.kind === ConversationKind.DIRECT) {
+      if (req.memberIds.length !== 2) {
+        throw invalidArgument("member_ids: a direct conversation has exactly two members");
+      }
+      await store.createConversation(meta, req.memberIds, this.#d.clock.now());
+      const conversation = await this.#mustGet(req.conversationId);
+      return { conversation: toConversation(conversation), duplicate: false };
+    }
+    const { message, duplicate } = await this.#append(
+      {
+        conversationId: req.conversationId,
+        senderId: req.createdBy,
+        senderDeviceId: req.senderDeviceId,
+        clientMsgId: req.clientMsgId,
+        seenHlc: req.seenHlc,
+        content: {
+          case: "membership",
+          value: create(MembershipChangeSchema, {
+            action: MembershipAction.CREATED,
+            userIds: req.memberIds,
+            title: req.title,
+          }),
+        },
+      },
+      meta,
+    );
+    const conversation = await this.#mustGet(req.conversationId);
+    return { conversation: toConversation(conversation), message, duplicate };
+  }
+
+  async readConversation(req: ReadConversationRequest) {
+    return { conversation: toConversation(await this.#mustGet(req.conversationId)) };
+  }
+
+  async listMemberships(req: ListMembershipsRequest) {
+    const limit = req.limit || DEFAULT_LIST_PAGE;
+    const after = req.pageToken ? decodeToken(req.pageToken) : undefined;
+    const { conversations, more } = await this.#d.store.listMemberships(req.userId, {
+      after,
+      limit,
+    });
+    const last = conversations.at(-1);
+    return {
+      page: {
+        conversations: conversations.map((c) => toConversation({ ...c, memberIds: [] })),
+        nextPageToken: more && last ? encodeToken(last.id) : "",
+      },
+    };
+  }
+
+  async appendMessage(req: AppendMessageRequest) {
+    if (req.content.case === undefined)
+      throw invalidArgument("content: text or membership is required");
+    return this.#append(req);
+  }
+
+  async readHistory(req: ReadHistoryRequest) {
+    const q = req.query;
+    if (!q) throw invalidArgument("query: required");
+    const limit = q.limit || DEFAULT_HISTORY_PAGE;
+    const before = q.before
+      ? { hlc: q.before.hlc, region: q.before.originRegion, seq: q.before.seq }
+      : undefined;
+    // One extra tells whether older messages exist.
+    const page = await this.#d.store.history(q.conversationId, before, limit + 1);
+    const hasMore = page.length > limit;
+    const messages = collapseCopies(page.slice(0, limit)).reverse();
+    return { history: { messages, hasMore } };
+  }
+
+  async readMessages(req: ReadMessagesRequest) {
+    const messages = await this.#d.store.messagesAfter(
+      req.conversationId,
+      req.originRegion,
+      req.afterSeq,
+      req.limit || 100,
+    );
+    return { messages };
+  }
+
+  async appendInbox(req: AppendInboxRequest) {
+    // Entries of one user are appended in request order, users in parallel.
+    const byUser = new Map<string, number[]>();
+    req.items.forEach((item, i) => {
+      const list = byUser.get(item.userId) ?? [];
+      list.push(i);
+      byUser.set(item.userId, list);
+    });
+    const entries = new Array(req.items.length);
+    await Promise.all(
+      [...byUser].map(([userId, indexes]) =>
+        this.#inboxes.run(userId, async () => {
+          const appended = await this.#d.inbox.append(
+            indexes.map((i) => ({ userId, message: req.items[i]?.message as Message })),
+          );
+          appended.forEach((entry, j) => {
+            entries[indexes[j] as number] = entry;
+          });
+        }),
+      ),
+    );
+    return { entries };
+  }
+
+  async readInbox(req: ReadInboxRequest) {
+    const { entries, head, more } = await this.#d.inbox.read(
+      req.userId,
+      vectorFromProto(req.after),
+      req.limit || 500,
+    );
+    return { entries, head: vectorToProto(head), hasMore: more };
+  }
+
+  async writeReceipt(req: WriteReceiptRequest) {
+    const r = req.receipt;
+    if (!r) throw invalidArgument("receipt: required");
+    const kind = receiptKindName(r.kind);
+    const { merged, advanced } = await this.#d.store.writeReceipt(
+      r.conversationId,
+      r.userId,
+      kind,
+      vectorFromProto(r.upTo),
+    );
+    return {
+      receipt: create(ReceiptSchema, { ...r, upTo: vectorToProto(merged) }),
+      advanced,
+    };
+  }
+
+  async readReceipts(req: ReadReceiptsRequest) {
+    const receipts = await this.#d.store.readReceipts(req.conversationId);
+    return {
+      receipts: receipts.map((r) =>
+        create(ReceiptSchema, {
+          conversationId: req.conversationId,
+          userId: r.userId,
+          kind: r.kind === "read" ? ReceiptKind.READ : ReceiptKind.DELIVERED,
+          upTo: vectorToProto(r.upTo),
+        }),
+      ),
+    };
+  }
+
+  async readRoutedSeq(req: ReadRoutedSeqRequest) {
+    return { seq: await this.#d.store.routedSeq(req.conversationId) };
+  }
+
+  async writeRoutedSeq(req: WriteRoutedSeqRequest) {
+    await this.#d.store.advanceRoutedSeq(req.conversationId, req.seq);
+    return {};
+  }
+
+  async listUnrouted(req: ListUnroutedRequest) {
+    const now = this.#d.now();
+    const messages = await this.#d.store.unrouted(
+      now - (req.maxAgeMs || 3_600_000),
+      now - req.minAgeMs,
+      req.limit || 500,
+    );
+    return { messages };
+  }
+
+  async savePushToken(req: SavePushTokenRequest) {
+    const t = req.token;
+    if (!t) throw invalidArgument("token: required");
+    await this.#d.store.savePushToken(req.userId, {
+      deviceId: t.deviceId,
+      platform: t.platform,
+      token: t.token,
+      updatedAtMs: this.#d.now(),
+    });
+    return {};
+  }
+
+  async deletePushToken(req: DeletePushTokenRequest) {
+    await this.#d.store.deletePushToken(req.userId, req.deviceId, this.#d.now());
+    return {};
+  }
+
+  async listPushTokens(req: ListPushTokensRequest) {
+    const tokens = await this.#d.store.listPushTokens(req.userId);
+    return {
+      tokens: tokens.map((t) => ({ deviceId: t.deviceId, platform: t.platform, token: t.token })),
+    };
+  }
+
+  async #mustGet(id: string): Promise<StoredConversation> {
+    const c = await this.#d.store.getConversation(id);
+    if (!c) throw notFound(`conversation ${id} not found`);
+    return c;
+  }
+
+  /** append stamps and stores one message, retrying when another writer moved the head. */
+  async #append(
+    req: Pick<
+      AppendMessageRequest,
+      "conversationId" | "senderId" | "senderDeviceId" | "clientMsgId" | "seenHlc" | "content"
+    >,
+    create_?: ConversationMeta,
+  ): Promise<{ message: Message; duplicate: boolean }> {
+    const { store, clock } = this.#d;
+    const earlier = await store.findSend(req.conversationId, req.senderId, req.clientMsgId);
+    if (earlier) return { message: earlier, duplicate: true };
+    return this.#conversations.run(req.conversationId, async () => {
+      for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+        const head = await store.head(req.conversationId);
+        let hlc: bigint;
+        try {
+          // biome-ignore lint/complexity/useMathMinMax: Math.max does not take bigints
+          hlc = clock.after(head.hlc > req.seenHlc ? head.hlc : req.seenHlc);
+        } catch (err) {
+          if (err instanceof ClockDriftError) throw invalidArgument(`seen_hlc: ${err.message}`);
+          throw err;
+        }
+        const message = create(MessageSchema, {
+          conversationId: req.conversationId,
+          originRegion: store.region,
+          seq: head.seq + 1n,
+          hlc,
+          senderId: req.senderId,
+          senderDeviceId: req.senderDeviceId,
+          clientMsgId: req.clientMsgId,
+          content: req.content,
+        });
+        const cmd: AppendCommand = {
+          message,
+          expectedSeq: head.seq,
+          appendedAtMs: this.#d.now(),
+          membership: membershipItems(req.content),
+          create: create_,
+        };
+        try {
+          await store.append(cmd);
+          return { message, duplicate: false };
+        } catch (err) {
+          if (err instanceof DuplicateSendError) return { message: err.existing, duplicate: true };
+          if (err instanceof SeqConflictError) continue;
+          throw err;
+        }
+      }
+      throw new ChatError(Code.Aborted, `conversation ${req.conversationId} is busy; retry`, {
+        retryable: true,
+      });
+    });
+  }
+}
+
+function membershipItems(content: AppendMessageRequest["content"]): AppendCommand["membership"] {
+  if (content.case !== "membership") return undefined;
+  const change: MembershipChange = content.value;
+  switch (change.action) {
+    case MembershipAction.CREATED:
+    case MembershipAction.ADDED:
+      return { userIds: change.userIds, member: true };
+    case MembershipAction.REMOVED:
+    case MembershipAction.LEFT:
+      return { userIds: change.userIds, member: false };
+    default:
+      throw invalidArgument("membership.action: unknown action");
+  }
+}
+
+/**
+ * collapseCopies keeps one message per (sender, client_msg_id) in a newest-first page: the one
+ * lowest in display order, so a retry that landed in two regions shows once, where it was
+ * first sent.
+ */
+export function collapseCopies(newestFirst: Message[]): Message[] {
+  const seen = new Map<string, number>();
+  const out: Message[] = [];
+  // Walk oldest first so the earliest copy claims the key.
+  for (let i = newestFirst.length - 1; i >= 0; i--) {
+    const m = newestFirst[i] as Message;
+    const key = `${m.senderId}\u0000${m.clientMsgId}`;
+    if (seen.has(key)) continue;
+    seen.set(key, i);
+    out.push(m);
+  }
+  return out.reverse();
+}
+
+function receiptKindName(kind: ReceiptKind): ReceiptKindName {
+  if (kind === ReceiptKind.DELIVERED) return "delivered";
+  if (kind === ReceiptKind.READ) return "read";
+  throw invalidArgument("receipt.kind: must be DELIVERED or READ");
+}
+
+function toConversation(c: StoredConversation): Conversation {
+  return create(ConversationSchema, {
+    id: c.id,
+    kind: c.kind,
+    title: c.title,
+    createdBy: c.createdBy,
+    memberIds: c.memberIds,
+  });
+}
+
+function encodeToken(lastId: string): string {
+  return Buffer.from(lastId, "utf8").toString("base64url");
+}
+
+function decodeToken(token: string): string {
+  const id = Buffer.from(token, "base64url").toString("utf8");
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id))
+    throw invalidArgument("page_token: not a token this service issued");
+  return id;
+}

@@ -1,0 +1,216 @@
+import { DEV_AUDIENCE, type DevIssuer, startDevIssuer } from "../../dev/issuer.ts";
+import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
+import { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
+import { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
+import { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
+import { createJwtVerifier } from "../gateway/auth.ts";
+import { build as buildGateway, type GatewayApp } from "../gateway/server.ts";
+import type { MessagingHooks } from "../messaging/handler.ts";
+import { build as buildMessaging } from "../messaging/server.ts";
+import { LogPushProvider } from "../notification/push/log-push.ts";
+import type { PushProvider } from "../notification/push/push-provider.ts";
+import { WebhookPushProvider } from "../notification/push/webhook-push.ts";
+import { build as buildNotification } from "../notification/server.ts";
+import { build as buildPersistence } from "../persistence/server.ts";
+import { MemoryBus } from "../shared/adapters/memory/memory-bus.ts";
+import { MemoryChatStore } from "../shared/adapters/memory/memory-chat-store.ts";
+import { MemoryDeliveryChannel } from "../shared/adapters/memory/memory-delivery-channel.ts";
+import { MemoryInboxStore } from "../shared/adapters/memory/memory-inbox-store.ts";
+import { MemorySessionRegistry } from "../shared/adapters/memory/memory-session-registry.ts";
+import { createServiceClients } from "../shared/clients.ts";
+import {
+  loadGatewayConfig,
+  loadMessagingConfig,
+  loadNotificationConfig,
+  loadPersistenceConfig,
+} from "../shared/config.ts";
+import { createLogger, type Logger, silentLogger } from "../shared/logger.ts";
+import { createMetrics } from "../shared/metrics.ts";
+import { type RunningService, serveApp } from "../shared/service-app.ts";
+
+/** LocalRegionOptions tune a local region; everything else comes from `env` as in production. */
+export interface LocalRegionOptions {
+  env?: NodeJS.ProcessEnv;
+  /** ports of gateway, messaging, notification, persistence and the dev issuer; 0 picks any. */
+  ports?: {
+    gateway: number;
+    messaging: number;
+    notification: number;
+    persistence: number;
+    issuer: number;
+  };
+  /** log is where every service logs; silent by default (tests), JSON to stdout for npm start. */
+  log?: Logger | "stdout";
+  hooks?: MessagingHooks;
+  push?: PushProvider;
+}
+
+/** LocalRegion is a whole region running in this process on embedded backends. */
+export interface LocalRegion {
+  readonly region: string;
+  /** wsUrl is where clients connect. */
+  readonly wsUrl: string;
+  readonly urls: { gateway: string; messaging: string; notification: string; persistence: string };
+  readonly issuer: DevIssuer;
+  readonly gateway: GatewayApp;
+  readonly services: RunningService[];
+  /** token signs a development token for a user. */
+  token(userId: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** EPHEMERAL_PORTS lets the OS pick every port (tests). */
+export const EPHEMERAL_PORTS = {
+  gateway: 0,
+  messaging: 0,
+  notification: 0,
+  persistence: 0,
+  issuer: 0,
+};
+
+/** DEFAULT_PORTS are the ports of `npm start`. */
+export const DEFAULT_PORTS = {
+  gateway: 8080,
+  messaging: 8081,
+  notification: 8082,
+  persistence: 8083,
+  issuer: 8090,
+};
+
+/**
+ * startLocalRegion runs gateway, messaging, notification and persistence in this process, each
+ * on its own port, talking gRPC to each other over loopback exactly as separate tasks would,
+ * and sharing in-memory stand-ins for DynamoDB, Redis and Kafka. A development issuer signs
+ * tokens.
+ */
+export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<LocalRegion> {
+  const env = { ...(opts.env ?? process.env) };
+  const ports = opts.ports ?? EPHEMERAL_PORTS;
+  const persistenceConfig = loadPersistenceConfig({ ...env, PORT: String(ports.persistence) });
+  const region = persistenceConfig.region;
+  const host = persistenceConfig.host;
+  const logFor = (service: string): Logger =>
+    opts.log === "stdout"
+      ? createLogger({ service, region, level: persistenceConfig.logLevel })
+      : (opts.log?.child({ service }) ?? silentLogger);
+  const metricsFor = (service: string) => createMetrics(service, { processMetrics: false });
+
+  const store = new MemoryChatStore(region);
+  const inbox = new MemoryInboxStore(region);
+  const bus = new MemoryBus();
+  const registry = new MemorySessionRegistry();
+  const channel = new MemoryDeliveryChannel();
+  const clients = createServiceClients(persistenceConfig.rpcTimeoutMs);
+  const issuer = await startDevIssuer({ host, port: ports.issuer });
+  const running: RunningService[] = [];
+  try {
+    const persistence = await serveApp(
+      buildPersistence({
+        store,
+        inbox,
+        log: logFor("persistence"),
+        metrics: metricsFor("persistence"),
+      }),
+      { port: ports.persistence, host },
+    );
+    running.push(persistence);
+    const persistenceClient = clients.client(PersistenceService, persistence.url);
+
+    const messagingConfig = loadMessagingConfig({ ...env, PORT: String(ports.messaging) });
+    const messaging = await serveApp(
+      buildMessaging({
+        config: messagingConfig,
+        persistence: persistenceClient,
+        bus,
+        registry,
+        channel,
+        log: logFor("messaging"),
+        metrics: metricsFor("messaging"),
+        hooks: opts.hooks,
+      }),
+      { port: ports.messaging, host },
+    );
+    running.push(messaging);
+
+    const notificationConfig = loadNotificationConfig({ ...env, PORT: String(ports.notification) });
+    const notificationLog = logFor("notification");
+    const push =
+      opts.push ??
+      (notificationConfig.push.provider === "webhook"
+        ? new WebhookPushProvider(notificationConfig.push.webhookUrl as string)
+        : new LogPushProvider(notificationLog));
+    const notification = await serveApp(
+      buildNotification({
+        config: {
+          pushDelayMs: notificationConfig.push.delayMs,
+          replayPageSize: notificationConfig.replayPageSize,
+        },
+        persistence: persistenceClient,
+        bus,
+        registry,
+        channel,
+        push,
+        log: notificationLog,
+        metrics: metricsFor("notification"),
+      }),
+      { port: ports.notification, host },
+    );
+    running.push(notification);
+
+    const gatewayConfig = loadGatewayConfig({
+      ...env,
+      PORT: String(ports.gateway),
+      AUTH_JWKS_URL: issuer.jwksUrl,
+      AUTH_ISSUER: issuer.issuer,
+      AUTH_AUDIENCE: DEV_AUDIENCE,
+    });
+    const gatewayApp = buildGateway({
+      config: gatewayConfig,
+      verifier: createJwtVerifier(gatewayConfig.auth),
+      messaging: clients.client(MessagingService, messaging.url),
+      notification: clients.client(NotificationService, notification.url),
+      bus,
+      registry,
+      channel,
+      log: logFor("gateway"),
+      metrics: metricsFor("gateway"),
+    });
+    const gateway = await serveApp(gatewayApp, { port: ports.gateway, host });
+    running.push(gateway);
+
+    return {
+      region,
+      wsUrl: `${gateway.url.replace(/^http/, "ws")}/ws`,
+      urls: {
+        gateway: gateway.url,
+        messaging: messaging.url,
+        notification: notification.url,
+        persistence: persistence.url,
+      },
+      issuer,
+      gateway: gatewayApp,
+      services: running,
+      token: (userId) => issuer.token(userId),
+      async stop() {
+        // Edge first: the gateway drains its clients while the services behind it still answer.
+        for (const s of [...running].reverse()) await s.stop();
+        await bus.close();
+        clients.close();
+        await issuer.close();
+      },
+    };
+  } catch (err) {
+    for (const s of running.reverse()) await s.stop().catch(() => undefined);
+    clients.close();
+    await issuer.close();
+    throw err;
+  }
+}
+
+/** serviceNames lists the gRPC services a local region serves, by port. */
+export const SERVICE_NAMES = {
+  gateway: GatewayService.typeName,
+  messaging: MessagingService.typeName,
+  notification: NotificationService.typeName,
+  persistence: PersistenceService.typeName,
+};

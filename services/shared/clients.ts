@@ -1,0 +1,41 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+
+/** ServiceClients creates typed gRPC clients for other services and closes their connections. */
+export interface ServiceClients {
+  /** client returns a client of `service` at `baseUrl` whose calls time out after the default. */
+  client<S extends DescService>(service: S, baseUrl: string): Client<S>;
+  close(): void;
+}
+
+/**
+ * createServiceClients shares one HTTP/2 session per base URL between all clients, with a
+ * deadline on every call (`defaultTimeoutMs`, overridable per call with `timeoutMs`).
+ */
+export function createServiceClients(defaultTimeoutMs: number): ServiceClients {
+  const sessions = new Map<string, Http2SessionManager>();
+  const transports = new Map<string, ReturnType<typeof createGrpcTransport>>();
+  const transport = (baseUrl: string) => {
+    let t = transports.get(baseUrl);
+    if (!t) {
+      const session = new Http2SessionManager(baseUrl, {
+        pingIntervalMs: 10_000,
+        pingTimeoutMs: 5_000,
+        idleConnectionTimeoutMs: 60_000,
+      });
+      sessions.set(baseUrl, session);
+      t = createGrpcTransport({ baseUrl, sessionManager: session, defaultTimeoutMs });
+      transports.set(baseUrl, t);
+    }
+    return t;
+  };
+  return {
+    client: (service, baseUrl) => createClient(service, transport(baseUrl)),
+    close() {
+      for (const s of sessions.values()) s.abort();
+      sessions.clear();
+      transports.clear();
+    },
+  };
+}

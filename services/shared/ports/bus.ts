@@ -1,0 +1,60 @@
+/**
+ * Bus is the region's durable message bus (Kafka semantics): named topics split into
+ * partitions, records with a key (same key, same partition, kept in order), consumer groups
+ * that share the partitions of their topics, and at-least-once delivery: a record is
+ * redelivered until a handler of its group has returned for it, so every handler must be
+ * idempotent.
+ *
+ * Topics mirrored from another region appear as `<region>.<topic>` (MirrorMaker 2 naming).
+ *
+ * Implementations: MemoryBus (one process), KafkaBus.
+ */
+export interface Bus {
+  /**
+   * publish appends records to a topic and resolves once they are durable. Records with the
+   * same key keep their relative order.
+   */
+  publish(topic: string, records: BusRecordInput[]): Promise<void>;
+
+  /**
+   * subscribe joins a consumer group. The handler gets batches of records from one partition
+   * at a time, in order; the next batch of that partition waits until the handler resolves
+   * (that is the backpressure). A handler that throws gets the same batch again after a
+   * backoff. Offsets are committed only for batches whose handler resolved.
+   */
+  subscribe(opts: SubscribeOptions): Promise<Subscription>;
+
+  /** close stops every subscription and producer. */
+  close(): Promise<void>;
+}
+
+/** BusRecordInput is a record to publish. */
+export interface BusRecordInput {
+  key: string;
+  value: Uint8Array;
+}
+
+/** BusRecord is a consumed record. */
+export interface BusRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string;
+  value: Uint8Array;
+  timestampMs: number;
+}
+
+/** SubscribeOptions configures a consumer. */
+export interface SubscribeOptions {
+  groupId: string;
+  topics: string[];
+  /** fromBeginning starts a group that has no committed offset at the oldest record. */
+  fromBeginning?: boolean;
+  handler: (batch: BusRecord[]) => Promise<void>;
+}
+
+/** Subscription is a running consumer. */
+export interface Subscription {
+  /** close stops fetching, waits for the handler in flight and commits what it finished. */
+  close(): Promise<void>;
+}

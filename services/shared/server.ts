@@ -1,0 +1,123 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { Duplex } from "node:stream";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
+import type { Health } from "./health.ts";
+
+/** HttpRoute answers a plain HTTP request, returning false to pass it on. */
+export type HttpRoute = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+/** UpgradeHandler takes over an HTTP/1.1 Upgrade request (the gateway's WebSockets). */
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** ServeOptions describes what one service port serves. */
+export interface ServeOptions {
+  port: number;
+  host: string;
+  routes: (router: ConnectRouter) => void;
+  interceptors: Interceptor[];
+  health: Health;
+  metrics: Registry;
+  http?: HttpRoute;
+  upgrade?: UpgradeHandler;
+}
+
+/** ServiceServer is a listening service port. */
+export interface ServiceServer {
+  readonly port: number;
+  readonly url: string;
+  /** close stops accepting, then ends open connections once in-flight requests finish. */
+  close(): Promise<void>;
+}
+
+/**
+ * serve listens on one TCP port for everything a service offers: gRPC over HTTP/2 cleartext
+ * (prior knowledge, as gRPC clients and Service Connect speak it), Connect and gRPC-Web over
+ * HTTP/1.1 or HTTP/2, and plain HTTP/1.1 for load balancers, Prometheus and WebSocket upgrades.
+ * The first bytes of a connection tell HTTP/2 (its preface starts "PRI") from HTTP/1.1.
+ */
+export async function serve(opts: ServeOptions): Promise<ServiceServer> {
+  const rpc = connectNodeAdapter({
+    routes: opts.routes,
+    interceptors: opts.interceptors,
+    // Bigger than any frame the contracts allow; protects the process from pathological input.
+    readMaxBytes: 4 * 1024 * 1024,
+    fallback: (req, res) => {
+      if (opts.http?.(req as http.IncomingMessage, res as http.ServerResponse)) return;
+      if (plainRoutes(req as http.IncomingMessage, res as http.ServerResponse, opts)) return;
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+    },
+  });
+  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, rpc);
+  if (opts.upgrade) h1.on("upgrade", opts.upgrade);
+  const h2 = http2.createServer({}, rpc);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.setNoDelay(true);
+    const onReadable = () => {
+      const head: Buffer | null = socket.read();
+      if (head === null) return;
+      if (head.length < 3 && "PRI".startsWith(head.toString("latin1"))) {
+        socket.unshift(head); // too few bytes to tell yet
+        return;
+      }
+      socket.off("readable", onReadable);
+      socket.unshift(head);
+      (head.subarray(0, 3).toString("latin1") === "PRI" ? h2 : h1).emit("connection", socket);
+    };
+    socket.on("readable", onReadable);
+    socket.on("error", () => socket.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const host = opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
+  return {
+    port,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        h1.closeIdleConnections();
+        h2.close();
+        // Give in-flight requests a moment, then cut whatever is left (e.g. idle HTTP/2 sessions).
+        setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 1_000).unref();
+        if (sockets.size === 0) server.close();
+      }),
+  };
+}
+
+function plainRoutes(req: http.IncomingMessage, res: http.ServerResponse, opts: ServeOptions) {
+  const path = (req.url ?? "/").split("?")[0];
+  if (req.method !== "GET") return false;
+  if (path === "/healthz") {
+    const ok = opts.health.serving();
+    res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+    res.end(`${JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING" })}\n`);
+    return true;
+  }
+  if (path === "/metrics") {
+    opts.metrics.metrics().then(
+      (body) => {
+        res.writeHead(200, { "content-type": opts.metrics.contentType });
+        res.end(body);
+      },
+      () => {
+        res.writeHead(500);
+        res.end();
+      },
+    );
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,84 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { Health as HealthService } from "../../gen/grpc/health/v1/health_pb.ts";
+import { createHealth, type Health } from "./health.ts";
+import { serverInterceptors } from "./interceptors.ts";
+import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
+import { registerReflection } from "./reflection.ts";
+import { type HttpRoute, type ServiceServer, serve, type UpgradeHandler } from "./server.ts";
+
+/**
+ * ServiceApp is one service, built from its dependencies and not yet listening: what each
+ * service's `build()` returns. `main.ts` (or the local region, or a test) serves it.
+ */
+export interface ServiceApp {
+  readonly name: string;
+  /** services are the gRPC services it implements (health and reflection come on top). */
+  readonly services: DescService[];
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly health: Health;
+  routes(router: ConnectRouter): void;
+  /** start begins background work (bus consumers, timers). */
+  start(): Promise<void>;
+  /** stop ends background work after finishing what is in flight. */
+  stop(): Promise<void>;
+  readonly http?: HttpRoute;
+  readonly upgrade?: UpgradeHandler;
+}
+
+/** RunningService is a served ServiceApp. */
+export interface RunningService {
+  readonly app: ServiceApp;
+  readonly url: string;
+  readonly port: number;
+  /** stop reports NOT_SERVING, stops the app's work, then closes the port. */
+  stop(): Promise<void>;
+}
+
+/** createAppHealth creates the health state for an app's services. */
+export function createAppHealth(services: DescService[]): Health {
+  return createHealth(services.map((s) => s.typeName));
+}
+
+/**
+ * serveApp serves an app's gRPC services with health and reflection on one port, starts its
+ * background work, and marks it SERVING.
+ */
+export async function serveApp(
+  app: ServiceApp,
+  opts: { port: number; host: string },
+): Promise<RunningService> {
+  const server: ServiceServer = await serve({
+    port: opts.port,
+    host: opts.host,
+    interceptors: serverInterceptors(app.log, app.metrics),
+    health: app.health,
+    metrics: app.metrics.registry,
+    http: app.http,
+    upgrade: app.upgrade,
+    routes: (router) => {
+      app.routes(router);
+      app.health.routes(router);
+      registerReflection(router, [...app.services, HealthService]);
+    },
+  });
+  await app.start();
+  app.health.setServing(true);
+  app.log.info({ url: server.url }, `${app.name} listening`);
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    url: server.url,
+    port: server.port,
+    stop: () => {
+      stopping ??= (async () => {
+        app.health.setServing(false);
+        await app.stop();
+        await server.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import {
+  InboxAppendedSchema,
+  MessageStoredSchema,
+  PresenceChangedSchema,
+  ReceiptUpdatedSchema,
+  TypingChangedSchema,
+  UserConnectedSchema,
+  UserDisconnectedSchema,
+} from "../../gen/chat/v1/events_pb.ts";
+import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Bus, BusRecord, Subscription } from "./ports/bus.ts";
+
+/** Topic pairs a bus topic name with its payload schema and whether other regions read it. */
+export interface Topic<S extends DescMessage = DescMessage> {
+  readonly name: string;
+  readonly schema: S;
+  /** mirrored topics are replicated to every other region as `<region>.<name>`. */
+  readonly mirrored: boolean;
+}
+
+function topic<S extends DescMessage>(name: string, schema: S, mirrored: boolean): Topic<S> {
+  return { name, schema, mirrored };
+}
+
+/**
+ * TOPICS is every topic of the bus and its payload, in one place (see proto/chat/v1/events.proto
+ * for what each carries and who produces and consumes it).
+ */
+export const TOPICS = {
+  messageStored: topic("message.stored", MessageStoredSchema, false),
+  inboxAppended: topic("inbox.appended", InboxAppendedSchema, true),
+  userConnected: topic("user.connected", UserConnectedSchema, false),
+  userDisconnected: topic("user.disconnected", UserDisconnectedSchema, false),
+  typing: topic("typing", TypingChangedSchema, true),
+  receiptUpdated: topic("receipt.updated", ReceiptUpdatedSchema, true),
+  presenceChanged: topic("presence.changed", PresenceChangedSchema, true),
+} as const;
+
+/** mirroredName is the name a region's topic has in other regions (MirrorMaker 2 style). */
+export function mirroredName(sourceRegion: string, t: Topic): string {
+  return `${sourceRegion}.${t.name}`;
+}
+
+/** Sources says which copies of a topic a consumer reads: this region's, the peers', or both. */
+export type Sources = "local" | "peers" | "all";
+
+/** topicNames returns the names of a topic's copies a consumer reads. */
+export function topicNames(t: Topic, peers: readonly string[], sources: Sources = "all"): string[] {
+  const local = sources === "peers" ? [] : [t.name];
+  const remote = t.mirrored && sources !== "local" ? peers.map((r) => mirroredName(r, t)) : [];
+  return [...local, ...remote];
+}
+
+/** publishEvents encodes and publishes payloads to a topic. */
+export async function publishEvents<S extends DescMessage>(
+  bus: Pick<Bus, "publish">,
+  t: Topic<S>,
+  events: Array<{ key: string; value: MessageInitShape<S> }>,
+): Promise<void> {
+  await bus.publish(
+    t.name,
+    events.map((e) => ({ key: e.key, value: toBinary(t.schema, create(t.schema, e.value)) })),
+  );
+}
+
+/** Event is a decoded bus record. */
+export interface Event<T> {
+  value: T;
+  record: BusRecord;
+}
+
+/**
+ * consumeEvents subscribes to a topic (and its mirrored copies from `peers`) and hands decoded
+ * batches to the handler. A record that cannot be decoded is logged and skipped, so one poison
+ * record never stalls a partition. Handler errors make the batch be redelivered.
+ */
+export async function consumeEvents<S extends DescMessage>(opts: {
+  bus: Bus;
+  topic: Topic<S>;
+  peers?: readonly string[];
+  /** sources picks the copies to read (default: all of them). */
+  sources?: Sources;
+  groupId: string;
+  fromBeginning?: boolean;
+  log: Logger;
+  metrics: Metrics;
+  handler: (events: Array<Event<MessageShape<S>>>) => Promise<void>;
+}): Promise<Subscription> {
+  const { topic: t, log, metrics } = opts;
+  return opts.bus.subscribe({
+    groupId: opts.groupId,
+    topics: topicNames(t, opts.peers ?? [], opts.sources),
+    fromBeginning: opts.fromBeginning ?? true,
+    handler: async (batch) => {
+      const events: Array<Event<MessageShape<S>>> = [];
+      for (const record of batch) {
+        try {
+          events.push({ value: fromBinary(t.schema, record.value), record });
+        } catch (err) {
+          metrics.consumed.inc({ topic: record.topic, outcome: "poison" });
+          log.warn(
+            { err, topic: record.topic, partition: record.partition, offset: record.offset },
+            "skipping undecodable bus record",
+          );
+        }
+      }
+      if (events.length === 0) return;
+      try {
+        await opts.handler(events);
+        metrics.consumed.inc({ topic: t.name, outcome: "ok" }, events.length);
+      } catch (err) {
+        metrics.consumed.inc({ topic: t.name, outcome: "retried" }, events.length);
+        log.warn({ err, topic: t.name }, "bus handler failed; the batch will be redelivered");
+        throw err;
+      }
+    },
+  });
+}
