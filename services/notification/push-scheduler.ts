@@ -1,3 +1,4 @@
+import { setTimeout } from "node:timers/promises";
 import type { Client } from "@connectrpc/connect";
 import type { InboxAppended } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
@@ -12,7 +13,6 @@ export interface PushSchedulerDeps {
   log: Logger;
   delayMs: number;
   now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
 }
 
 const PREVIEW_CHARS = 120;
@@ -29,18 +29,25 @@ const PREVIEW_CHARS = 120;
 export class PushScheduler {
   readonly #d: PushSchedulerDeps;
   readonly #now: () => number;
-  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #stopping = new AbortController();
 
   constructor(deps: PushSchedulerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
-    this.#sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /**
+   * stop abandons the batches waiting for their delay; they are redelivered (and pushed) after
+   * a restart, because their offsets were not committed.
+   */
+  stop(): void {
+    this.#stopping.abort(new Error("push scheduler stopped"));
   }
 
   /** handle decides and sends pushes for a batch appended at `appendedAtMs` (the newest). */
   async handle(events: InboxAppended[], appendedAtMs: number): Promise<number> {
     const wait = appendedAtMs + this.#d.delayMs - this.#now();
-    if (wait > 0) await this.#sleep(wait);
+    if (wait > 0) await setTimeout(wait, undefined, { signal: this.#stopping.signal });
 
     // One note per user and conversation: the newest message stands for the rest.
     const newest = new Map<string, { userId: string; message: Message; count: number }>();

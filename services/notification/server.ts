@@ -57,6 +57,7 @@ export function build(deps: NotificationAppDeps): ServiceApp {
       );
     },
     async stop() {
+      scheduler.stop();
       await Promise.all(subscriptions.splice(0).map((s) => s.close()));
     },
   };

@@ -1,0 +1,82 @@
+import type { InboxEntry, Message } from "../gen/chat/v1/types_pb.ts";
+
+/**
+ * InboxTracker turns the inbox entries a device receives (live and replayed, in any order,
+ * possibly twice) into the exact stream the app should see: per region in seq order, each
+ * entry once, nothing skipped.
+ *
+ * It keeps, per region, the contiguous seq reached (the version vector presented on resume)
+ * and holds back entries that arrive beyond a gap until the gap is filled. Copies of one send
+ * made in two regions (a retry that crossed regions) are shown once: the first to arrive.
+ */
+export class InboxTracker {
+  readonly #contiguous = new Map<string, bigint>();
+  readonly #held = new Map<string, Map<bigint, InboxEntry>>();
+  readonly #sends = new Set<string>();
+  readonly #maxRemembered: number;
+
+  constructor(initial: Map<string, bigint> = new Map(), opts: { maxRemembered?: number } = {}) {
+    for (const [r, s] of initial) this.#contiguous.set(r, s);
+    this.#maxRemembered = opts.maxRemembered ?? 10_000;
+  }
+
+  /** vector is the contiguous position per region: what to present when resuming. */
+  vector(): Map<string, bigint> {
+    return new Map(this.#contiguous);
+  }
+
+  /** hasGap is true while entries are held back waiting for earlier ones. */
+  hasGap(): boolean {
+    for (const held of this.#held.values()) if (held.size > 0) return true;
+    return false;
+  }
+
+  /** behind is true when `head` (from a sync_state) is ahead of what arrived contiguously. */
+  behind(head: Map<string, bigint>): boolean {
+    for (const [region, seq] of head) if ((this.#contiguous.get(region) ?? 0n) < seq) return true;
+    return false;
+  }
+
+  /**
+   * accept takes received entries and returns the messages now released, in order. Entries at
+   * or below the contiguous position are duplicates and dropped.
+   */
+  accept(entries: InboxEntry[]): Message[] {
+    const released: Message[] = [];
+    const touched = new Set<string>();
+    for (const e of entries) {
+      const at = this.#contiguous.get(e.region) ?? 0n;
+      if (e.seq <= at) continue;
+      let held = this.#held.get(e.region);
+      if (!held) {
+        held = new Map();
+        this.#held.set(e.region, held);
+      }
+      held.set(e.seq, e);
+      touched.add(e.region);
+    }
+    for (const region of touched) {
+      const held = this.#held.get(region) as Map<bigint, InboxEntry>;
+      let at = this.#contiguous.get(region) ?? 0n;
+      for (let next = held.get(at + 1n); next; next = held.get(at + 1n)) {
+        held.delete(at + 1n);
+        at++;
+        const m = next.message;
+        if (m && this.#firstCopy(m)) released.push(m);
+      }
+      this.#contiguous.set(region, at);
+    }
+    return released;
+  }
+
+  #firstCopy(m: Message): boolean {
+    const key = `${m.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
+    if (this.#sends.has(key)) return false;
+    this.#sends.add(key);
+    if (this.#sends.size > this.#maxRemembered) {
+      const oldest = this.#sends.values().next().value as string;
+      this.#sends.delete(oldest);
+    }
+    return true;
+  }
+}

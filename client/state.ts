@@ -1,0 +1,34 @@
+/**
+ * ClientStateStore keeps what a device must not forget between runs: its inbox position (so
+ * a restart resumes instead of replaying everything) and the sends not yet acknowledged (so a
+ * restart retries them with the same ids). Apps back it with their own storage.
+ */
+export interface ClientStateStore {
+  load(): PersistedState | undefined | Promise<PersistedState | undefined>;
+  save(state: PersistedState): void | Promise<void>;
+}
+
+/** PersistedState is what a ClientStateStore holds. */
+export interface PersistedState {
+  /** inbox maps region to the contiguous inbox seq reached, as a decimal string. */
+  inbox: Record<string, string>;
+  pending: PendingSend[];
+}
+
+/** PendingSend is a send not yet acknowledged. */
+export interface PendingSend {
+  conversationId: string;
+  clientMsgId: string;
+  text: string;
+}
+
+/** MemoryStateStore keeps state for the lifetime of the process (the default). */
+export class MemoryStateStore implements ClientStateStore {
+  #state: PersistedState | undefined;
+  load() {
+    return this.#state && structuredClone(this.#state);
+  }
+  save(state: PersistedState) {
+    this.#state = structuredClone(state);
+  }
+}

@@ -1,0 +1,80 @@
+import test from "ava";
+import { ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
+import { MessageRecorder } from "../support/inbox-recorder.ts";
+import { connect, within, withRegion } from "../support/region.ts";
+
+test("delivered and read receipts reach the other members", async (t) => {
+  const region = await withRegion(t);
+  const alice = await connect(t, region, "alice");
+  const bob = await connect(t, region, "bob");
+  const bobSaw = new MessageRecorder(bob);
+  const dm = await alice.createDirect("bob");
+
+  const delivered = alice.once(
+    "receipt",
+    (r) => r.userId === "bob" && r.kind === ReceiptKind.DELIVERED,
+  );
+  const m = await alice.send(dm.id, "did you get this?");
+  const [receipt] = await within(delivered, 5_000, "bob's delivered receipt");
+  t.is(receipt.conversationId, dm.id);
+  t.is(receipt.upTo?.seqs[region.region], m.seq, "bob's device acknowledged it automatically");
+
+  await bobSaw.count(1);
+  const read = alice.once("receipt", (r) => r.userId === "bob" && r.kind === ReceiptKind.READ);
+  await bob.markRead(dm.id, new Map([[m.originRegion, m.seq]]));
+  const [readReceipt] = await within(read, 5_000, "bob's read receipt");
+  t.is(readReceipt.upTo?.seqs[region.region], m.seq);
+
+  const all = await alice.receipts(dm.id);
+  const bobs = all
+    .filter((r) => r.userId === "bob")
+    .map((r) => [r.kind, r.upTo?.seqs[region.region]]);
+  t.deepEqual(
+    bobs.sort(),
+    [
+      [ReceiptKind.DELIVERED, m.seq],
+      [ReceiptKind.READ, m.seq],
+    ].sort(),
+  );
+});
+
+test("typing indicators reach the other members; non-members cannot send them", async (t) => {
+  const region = await withRegion(t);
+  const alice = await connect(t, region, "alice");
+  const bob = await connect(t, region, "bob");
+  const carol = await connect(t, region, "carol");
+  const group = await alice.createGroup("g", ["bob"]);
+
+  const typing = bob.once("typing");
+  await alice.setTyping(group.id, true);
+  const [start] = await within(typing, 5_000, "typing start");
+  t.deepEqual([start.conversationId, start.userId, start.active], [group.id, "alice", true]);
+  const stop = bob.once("typing", (ty) => !ty.active);
+  await alice.setTyping(group.id, false);
+  await within(stop, 5_000, "typing stop");
+
+  const err = await carol.setTyping(group.id, true).catch((e: Error) => e);
+  t.true(err instanceof Error && /not a member/.test(err.message), "non-members cannot type");
+});
+
+test("presence: watchers see users they share a conversation with come and go", async (t) => {
+  const region = await withRegion(t);
+  const alice = await connect(t, region, "alice");
+  const bobFirst = await connect(t, region, "bob", "phone");
+  await alice.createDirect("bob");
+  await bobFirst.close();
+
+  const snapshot = await alice.watchPresence(["bob", "stranger"]);
+  t.deepEqual(
+    snapshot.map((p) => [p.userId, p.online]),
+    [["bob", false]],
+    "strangers (no shared conversation) are left out",
+  );
+  const online = alice.once("presence", (p) => p.userId === "bob" && p.online);
+  const bob = await connect(t, region, "bob", "laptop");
+  await within(online, 5_000, "bob online");
+  const offline = alice.once("presence", (p) => p.userId === "bob" && !p.online);
+  await bob.close();
+  const [p] = await within(offline, 5_000, "bob offline");
+  t.false(p.online);
+});

@@ -1,0 +1,61 @@
+import type { ExecutionContext } from "ava";
+import { ChatClient, type ChatClientOptions } from "../../client/index.ts";
+import {
+  type LocalRegion,
+  type LocalRegionOptions,
+  startLocalRegion,
+} from "../../services/region/region.ts";
+
+/** withRegion starts a local region on ephemeral ports and stops it when the test ends. */
+export async function withRegion(
+  t: ExecutionContext,
+  opts: LocalRegionOptions = {},
+): Promise<LocalRegion> {
+  const region = await startLocalRegion({
+    ...opts,
+    env: { HEARTBEAT_INTERVAL_MS: "5000", PUSH_DELAY_MS: "60000", ...opts.env },
+  });
+  t.teardown(() => region.stop());
+  return region;
+}
+
+/** connect opens an SDK client for a user's device and closes it when the test ends. */
+export async function connect(
+  t: ExecutionContext,
+  region: LocalRegion,
+  userId: string,
+  deviceId = "phone",
+  opts: Partial<ChatClientOptions> = {},
+): Promise<ChatClient> {
+  const client = new ChatClient({
+    url: region.wsUrl,
+    token: () => region.token(userId),
+    deviceId,
+    reconnect: { initialMs: 50, maxMs: 500 },
+    gapTimeoutMs: 300,
+    ...opts,
+  });
+  t.teardown(() => client.close());
+  await client.connect();
+  return client;
+}
+
+/** within rejects when `promise` does not settle in `ms`, naming what was awaited. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
+      ms,
+    );
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
