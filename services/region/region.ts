@@ -7,9 +7,8 @@ import { createJwtVerifier } from "../gateway/auth.ts";
 import { build as buildGateway, type GatewayApp } from "../gateway/server.ts";
 import type { MessagingHooks } from "../messaging/handler.ts";
 import { build as buildMessaging } from "../messaging/server.ts";
-import { LogPushProvider } from "../notification/push/log-push.ts";
+import { createPushProvider } from "../notification/push/create.ts";
 import type { PushProvider } from "../notification/push/push-provider.ts";
-import { WebhookPushProvider } from "../notification/push/webhook-push.ts";
 import { build as buildNotification } from "../notification/server.ts";
 import { build as buildPersistence } from "../persistence/server.ts";
 import { MemoryBus } from "../shared/adapters/memory/memory-bus.ts";
@@ -134,11 +133,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
 
     const notificationConfig = loadNotificationConfig({ ...env, PORT: String(ports.notification) });
     const notificationLog = logFor("notification");
-    const push =
-      opts.push ??
-      (notificationConfig.push.provider === "webhook"
-        ? new WebhookPushProvider(notificationConfig.push.webhookUrl as string)
-        : new LogPushProvider(notificationLog));
+    const push = opts.push ?? createPushProvider(notificationConfig, notificationLog);
     const notification = await serveApp(
       buildNotification({
         config: {

@@ -1,0 +1,63 @@
+// `npm start`: a whole region in this one process, on embedded (in-memory) backends.
+import { z } from "zod";
+import { failStartup, stopOnSignals } from "../shared/run.ts";
+import { DEFAULT_PORTS, startLocalRegion } from "./region.ts";
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
+const portsSchema = z.object({
+  GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
+  MESSAGING_PORT: port(DEFAULT_PORTS.messaging),
+  NOTIFICATION_PORT: port(DEFAULT_PORTS.notification),
+  PERSISTENCE_PORT: port(DEFAULT_PORTS.persistence),
+  ISSUER_PORT: port(DEFAULT_PORTS.issuer),
+});
+
+try {
+  const parsed = portsSchema.safeParse(process.env);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join("\n")}`,
+    );
+  }
+  const p = parsed.data;
+  const region = await startLocalRegion({
+    env: process.env,
+    log: "stdout",
+    ports: {
+      gateway: p.GATEWAY_PORT,
+      messaging: p.MESSAGING_PORT,
+      notification: p.NOTIFICATION_PORT,
+      persistence: p.PERSISTENCE_PORT,
+      issuer: p.ISSUER_PORT,
+    },
+  });
+  const u = region.urls;
+  const banner = [
+    "",
+    `Connect Chat: region "${region.region}" is running in this process on embedded backends.`,
+    "",
+    `  Clients connect to   ${region.wsUrl}`,
+    "                       (subprotocol connectchat.v1.proto, or connectchat.v1.json)",
+    `  Get a dev token      curl '${region.issuer.url}/token?user=alice'`,
+    "  Chat from a terminal npm run chat -- --user alice     (and --user bob in another)",
+    "",
+    "  gRPC services, each with grpc.health.v1.Health and server reflection:",
+    `    gateway       ${u.gateway}`,
+    `    messaging     ${u.messaging}`,
+    `    notification  ${u.notification}`,
+    `    persistence   ${u.persistence}`,
+    "",
+    "  Probe them:",
+    `    npx buf curl --http2-prior-knowledge --list-services ${u.messaging}`,
+    `    npx buf curl --http2-prior-knowledge -d '{}' ${u.messaging}/grpc.health.v1.Health/Check`,
+    `    npx buf curl --http2-prior-knowledge -H 'chat-user-id: alice' -d '{}' \\`,
+    `      ${u.messaging}/chat.v1.MessagingService/ListConversations`,
+    "",
+    "  Ctrl-C stops the region (everything is in memory and goes with it).",
+    "",
+  ];
+  process.stdout.write(`${banner.join("\n")}\n`);
+  stopOnSignals(() => region.stop(), region.gateway.log);
+} catch (err) {
+  failStartup(err);
+}

@@ -1,0 +1,107 @@
+import { create } from "@bufbuild/protobuf";
+import test from "ava";
+import { MessageSchema } from "../../gen/chat/v1/types_pb.ts";
+import type { InboxStore } from "../../services/shared/ports/inbox-store.ts";
+
+/** InboxStoreFactory makes a fresh store of `region`. */
+export type InboxStoreFactory = (
+  region: string,
+) => Promise<{ store: InboxStore; dispose?: () => Promise<void> }>;
+
+let counter = 0;
+const uid = (p: string) => `${p}_${process.pid}_${++counter}`;
+
+const message = (region: string, conversationId: string, seq: bigint) =>
+  create(MessageSchema, {
+    conversationId,
+    originRegion: region,
+    seq,
+    hlc: seq,
+    senderId: "s",
+    clientMsgId: `m${seq}`,
+    content: { case: "text", value: `t${seq}` },
+  });
+
+/** inboxStoreContract registers the InboxStore contract tests for one implementation. */
+export function inboxStoreContract(name: string, factory: InboxStoreFactory): void {
+  const withStore = async (t: { teardown: (f: () => Promise<void>) => void }) => {
+    const { store, dispose } = await factory("us-east-1");
+    if (dispose) t.teardown(dispose);
+    return store;
+  };
+
+  test(`${name}: appends get dense per-user seqs in request order, and are idempotent`, async (t) => {
+    const store = await withStore(t);
+    const [ann, ben, conv] = [uid("ann"), uid("ben"), uid("c")];
+    const m1 = message(store.region, conv, 1n);
+    const m2 = message(store.region, conv, 2n);
+    const entries = await store.append([
+      { userId: ann, message: m1 },
+      { userId: ben, message: m1 },
+      { userId: ann, message: m2 },
+    ]);
+    t.deepEqual(
+      entries.map((e) => [e.region, e.seq, e.message?.seq]),
+      [
+        [store.region, 1n, 1n],
+        [store.region, 1n, 1n],
+        [store.region, 2n, 2n],
+      ],
+    );
+    // Redelivery: the same messages again allocate nothing.
+    const again = await store.append([
+      { userId: ann, message: m2 },
+      { userId: ann, message: m1 },
+    ]);
+    t.deepEqual(
+      again.map((e) => e.seq),
+      [2n, 1n],
+    );
+    const m3 = message(store.region, conv, 3n);
+    t.deepEqual(
+      (await store.append([{ userId: ann, message: m3 }])).map((e) => e.seq),
+      [3n],
+    );
+  });
+
+  test(`${name}: read returns entries after a vector, in order, with the head`, async (t) => {
+    const store = await withStore(t);
+    const [user, conv] = [uid("u"), uid("c")];
+    for (let i = 1n; i <= 12n; i++)
+      await store.append([{ userId: user, message: message(store.region, conv, i) }]);
+    const all = await store.read(user, new Map(), 100);
+    t.deepEqual(
+      all.entries.map((e) => e.seq),
+      Array.from({ length: 12 }, (_, i) => BigInt(i + 1)),
+    );
+    t.deepEqual(all.head, new Map([[store.region, 12n]]));
+    t.false(all.more);
+    const page = await store.read(user, new Map([[store.region, 4n]]), 5);
+    t.deepEqual(
+      page.entries.map((e) => e.seq),
+      [5n, 6n, 7n, 8n, 9n],
+    );
+    t.true(page.more);
+    t.is(page.head.get(store.region), 12n);
+    const none = await store.read(user, new Map([[store.region, 12n]]), 5);
+    t.deepEqual(none.entries, []);
+    t.false(none.more);
+    const stranger = await store.read(uid("nobody"), new Map(), 5);
+    t.deepEqual([stranger.entries, stranger.head.size], [[], 0]);
+  });
+
+  test(`${name}: concurrent appends for one user keep the inbox dense`, async (t) => {
+    const store = await withStore(t);
+    const user = uid("u");
+    const convs = Array.from({ length: 10 }, () => uid("c"));
+    await Promise.all(
+      convs.map((c) => store.append([{ userId: user, message: message(store.region, c, 1n) }])),
+    );
+    const all = await store.read(user, new Map(), 100);
+    t.deepEqual(
+      all.entries.map((e) => e.seq),
+      Array.from({ length: 10 }, (_, i) => BigInt(i + 1)),
+    );
+    t.deepEqual(new Set(all.entries.map((e) => e.message?.conversationId)), new Set(convs));
+  });
+}

@@ -1,0 +1,80 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import test from "ava";
+import type { Session, SessionRegistry } from "../../services/shared/ports/session-registry.ts";
+
+/** SessionRegistryFactory makes a fresh registry. */
+export type SessionRegistryFactory = () => Promise<{
+  registry: SessionRegistry;
+  dispose?: () => Promise<void>;
+}>;
+
+let counter = 0;
+const uid = (p: string) => `${p}_${process.pid}_${++counter}`;
+
+function session(userId: string, deviceId: string, instanceId = "gw-1"): Session {
+  return { userId, deviceId, sessionId: uid("s"), instanceId, connectedAtMs: Date.now() };
+}
+
+/** sessionRegistryContract registers the SessionRegistry contract tests for one implementation. */
+export function sessionRegistryContract(name: string, factory: SessionRegistryFactory): void {
+  const withRegistry = async (t: { teardown: (f: () => Promise<void>) => void }) => {
+    const { registry, dispose } = await factory();
+    t.teardown(async () => {
+      await registry.close();
+      await dispose?.();
+    });
+    return registry;
+  };
+
+  test(`${name}: sessions are found per user; first and last sessions are reported`, async (t) => {
+    const registry = await withRegistry(t);
+    const user = uid("u");
+    const phone = session(user, "phone", uid("gw"));
+    const laptop = session(user, "laptop", uid("gw"));
+    t.deepEqual(await registry.register(phone, 10_000), { firstOfUser: true });
+    t.deepEqual(await registry.register(laptop, 10_000), { firstOfUser: false });
+    const found = await registry.lookup([user, uid("nobody")]);
+    t.deepEqual((found.get(user) ?? []).map((s) => s.deviceId).sort(), ["laptop", "phone"]);
+    t.is(found.size, 1, "users without sessions are absent");
+    t.deepEqual(await registry.unregister(phone), { lastOfUser: false });
+    t.deepEqual(await registry.unregister(laptop), { lastOfUser: true });
+    t.is((await registry.lookup([user])).size, 0);
+  });
+
+  test(`${name}: many users are looked up at once`, async (t) => {
+    const registry = await withRegistry(t);
+    const users = Array.from({ length: 200 }, () => uid("u"));
+    await Promise.all(users.map((u) => registry.register(session(u, "d"), 10_000)));
+    const found = await registry.lookup(users);
+    t.is(found.size, 200);
+    for (const u of users) t.is(found.get(u)?.[0]?.userId, u);
+  });
+
+  test(`${name}: sessions expire unless refreshed`, async (t) => {
+    const registry = await withRegistry(t);
+    const instance = uid("gw");
+    const kept = session(uid("u"), "d", instance);
+    const dropped = session(uid("u"), "d", uid("gw"));
+    await registry.register(kept, 300);
+    await registry.register(dropped, 300);
+    await sleep(150);
+    await registry.refresh(instance, [kept], 600);
+    await sleep(300);
+    const found = await registry.lookup([kept.userId, dropped.userId]);
+    t.true(found.has(kept.userId), "refreshed");
+    t.false(found.has(dropped.userId), "expired");
+  });
+
+  test(`${name}: an instance whose lease lapses takes its sessions with it`, async (t) => {
+    const registry = await withRegistry(t);
+    const instance = uid("gw");
+    const s = session(uid("u"), "d", instance);
+    await registry.refresh(instance, [], 200);
+    await registry.register(s, 60_000);
+    t.true((await registry.lookup([s.userId])).has(s.userId));
+    await sleep(350);
+    t.false((await registry.lookup([s.userId])).has(s.userId), "the lease lapsed");
+    await registry.refresh(instance, [s], 60_000);
+    t.true((await registry.lookup([s.userId])).has(s.userId), "a refresh restores them");
+  });
+}

@@ -1,0 +1,201 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import test from "ava";
+import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
+import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
+import { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
+import { type InboxEntry, PushPlatform, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
+import type {
+  PushNote,
+  PushOutcome,
+  PushProvider,
+  PushTarget,
+} from "../../services/notification/push/push-provider.ts";
+import { PushScheduler } from "../../services/notification/push-scheduler.ts";
+import { Replayer } from "../../services/notification/replayer.ts";
+import { build as buildPersistence } from "../../services/persistence/server.ts";
+import { MemoryChatStore } from "../../services/shared/adapters/memory/memory-chat-store.ts";
+import { MemoryDeliveryChannel } from "../../services/shared/adapters/memory/memory-delivery-channel.ts";
+import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
+import { MemorySessionRegistry } from "../../services/shared/adapters/memory/memory-session-registry.ts";
+import { Fanout } from "../../services/shared/fanout.ts";
+import { silentLogger } from "../../services/shared/logger.ts";
+import { createMetrics } from "../../services/shared/metrics.ts";
+import { inMemoryClient } from "../support/in-memory.ts";
+
+function persistence() {
+  const app = buildPersistence({
+    store: new MemoryChatStore("us-east-1"),
+    inbox: new MemoryInboxStore("us-east-1"),
+    log: silentLogger,
+    metrics: createMetrics("p", { processMetrics: false }),
+  });
+  return inMemoryClient(app, PersistenceService);
+}
+
+/** RecordingPush is a PushProvider that remembers what it was asked to send. */
+class RecordingPush implements PushProvider {
+  readonly platforms = [PushPlatform.FCM, PushPlatform.APNS];
+  readonly sent: Array<{ target: PushTarget; note: PushNote }> = [];
+  outcome: PushOutcome = "sent";
+  async send(target: PushTarget, note: PushNote) {
+    this.sent.push({ target, note });
+    return this.outcome;
+  }
+}
+
+async function inboxFor(
+  p: ReturnType<typeof persistence>,
+  userId: string,
+  texts: string[],
+  senderId = "alice",
+) {
+  const out: InboxEntry[] = [];
+  for (const [i, text] of texts.entries()) {
+    const { message } = await p.appendMessage({
+      conversationId: "c1",
+      senderId,
+      clientMsgId: `${senderId}-${i}-${text}`,
+      content: { case: "text", value: text },
+    });
+    const { entries } = await p.appendInbox({ items: [{ userId, message }] });
+    out.push(...entries);
+  }
+  return out;
+}
+
+test("a message no device acknowledged in time is pushed once per conversation", async (t) => {
+  const p = persistence();
+  const push = new RecordingPush();
+  await p.savePushToken({
+    userId: "bob",
+    token: { deviceId: "phone", platform: PushPlatform.FCM, token: "tok-1" },
+  });
+  await p.savePushToken({
+    userId: "bob",
+    token: { deviceId: "web", platform: PushPlatform.WEBHOOK, token: "w" },
+  });
+  const entries = await inboxFor(p, "bob", ["one", "two"]);
+  const scheduler = new PushScheduler({
+    persistence: p,
+    provider: push,
+    log: silentLogger,
+    delayMs: 0,
+  });
+  const sent = await scheduler.handle(
+    entries.map((entry) => ({ userId: "bob", entry }) as never),
+    Date.now(),
+  );
+  t.is(sent, 1);
+  t.deepEqual(
+    push.sent.map((s) => [s.target.token, s.note.body, s.note.collapseKey]),
+    [["tok-1", "2 new messages", "c1"]],
+  );
+  t.is(push.sent[0]?.note.title, "alice");
+});
+
+test("nothing is pushed for messages a device acknowledged during the delay, or to their sender", async (t) => {
+  const p = persistence();
+  const push = new RecordingPush();
+  await p.savePushToken({
+    userId: "bob",
+    token: { deviceId: "phone", platform: PushPlatform.APNS, token: "tok" },
+  });
+  await p.savePushToken({
+    userId: "alice",
+    token: { deviceId: "phone", platform: PushPlatform.APNS, token: "a" },
+  });
+  const entries = await inboxFor(p, "bob", ["seen"]);
+  const own = await inboxFor(p, "alice", ["mine"]);
+  const scheduler = new PushScheduler({
+    persistence: p,
+    provider: push,
+    log: silentLogger,
+    delayMs: 150,
+  });
+  const handled = scheduler.handle(
+    [
+      ...entries.map((entry) => ({ userId: "bob", entry })),
+      ...own.map((entry) => ({ userId: "alice", entry })),
+    ] as never,
+    Date.now(),
+  );
+  // Bob's device acknowledges while the scheduler waits out the delay.
+  await p.writeReceipt({
+    receipt: {
+      conversationId: "c1",
+      userId: "bob",
+      kind: ReceiptKind.DELIVERED,
+      upTo: { seqs: { "us-east-1": 1n } },
+    },
+  });
+  t.is(await handled, 0);
+  t.deepEqual(push.sent, []);
+});
+
+test("a dead token is forgotten", async (t) => {
+  const p = persistence();
+  const push = new RecordingPush();
+  push.outcome = "invalid-token";
+  await p.savePushToken({
+    userId: "bob",
+    token: { deviceId: "old", platform: PushPlatform.FCM, token: "dead" },
+  });
+  const entries = await inboxFor(p, "bob", ["hello"]);
+  const scheduler = new PushScheduler({
+    persistence: p,
+    provider: push,
+    log: silentLogger,
+    delayMs: 0,
+  });
+  await scheduler.handle(entries.map((entry) => ({ userId: "bob", entry })) as never, Date.now());
+  t.deepEqual((await p.listPushTokens({ userId: "bob" })).tokens, []);
+});
+
+test("a replay pages through the inbox after a vector, then reports the head", async (t) => {
+  const p = persistence();
+  const texts = Array.from({ length: 1_203 }, (_, i) => `m${i}`);
+  const all = [];
+  for (let i = 0; i < texts.length; i += 500) all.push(...texts.slice(i, i + 500));
+  await inboxFor(p, "bob", all);
+  const channel = new MemoryDeliveryChannel();
+  const frames: Array<{
+    kind: string;
+    n: number;
+    replay?: boolean;
+    head?: bigint;
+    session: string;
+  }> = [];
+  await channel.listen("gw", (payload) => {
+    for (const item of fromBinary(GatewayDeliverySchema, payload).items) {
+      const f = fromBinary(ServerFrameSchema, item.serverFrame);
+      if (f.kind.case === "deliveries") {
+        frames.push({
+          kind: "deliveries",
+          n: f.kind.value.entries.length,
+          replay: f.kind.value.replay,
+          session: item.sessionId,
+        });
+      } else if (f.kind.case === "syncState") {
+        frames.push({
+          kind: "sync",
+          n: 0,
+          head: f.kind.value.inboxHead?.seqs["us-east-1"],
+          session: item.sessionId,
+        });
+      }
+    }
+  });
+  const replayer = new Replayer(p, new Fanout(new MemorySessionRegistry(), channel), 500);
+  const res = await replayer.replay(
+    { userId: "bob", sessionId: "s1", instanceId: "gw" },
+    { seqs: { "us-east-1": 3n }, $typeName: "chat.v1.VersionVector" },
+  );
+  await new Promise((r) => setImmediate(r));
+  t.is(res.entries, 1_200);
+  t.deepEqual(frames, [
+    { kind: "deliveries", n: 500, replay: true, session: "s1" },
+    { kind: "deliveries", n: 500, replay: true, session: "s1" },
+    { kind: "deliveries", n: 200, replay: true, session: "s1" },
+    { kind: "sync", n: 0, head: 1_203n, session: "s1" },
+  ]);
+});

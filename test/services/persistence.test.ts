@@ -1,0 +1,190 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import test from "ava";
+import { ViolationsSchema } from "../../gen/buf/validate/validate_pb.ts";
+import { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
+import { ConversationKind, MembershipAction, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
+import { build } from "../../services/persistence/server.ts";
+import { MemoryChatStore } from "../../services/shared/adapters/memory/memory-chat-store.ts";
+import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
+import { createHybridClock, hlcFromMillis } from "../../services/shared/hlc.ts";
+import { silentLogger } from "../../services/shared/logger.ts";
+import { createMetrics } from "../../services/shared/metrics.ts";
+import { inMemoryClient } from "../support/in-memory.ts";
+
+function persistence(wallMs = () => Date.now()) {
+  const app = build({
+    store: new MemoryChatStore("us-east-1"),
+    inbox: new MemoryInboxStore("us-east-1"),
+    clock: createHybridClock(wallMs),
+    log: silentLogger,
+    metrics: createMetrics("persistence", { processMetrics: false }),
+  });
+  return inMemoryClient(app, PersistenceService);
+}
+
+const text = (conversationId: string, clientMsgId: string, value = clientMsgId, seenHlc = 0n) => ({
+  conversationId,
+  senderId: "alice",
+  senderDeviceId: "phone",
+  clientMsgId,
+  seenHlc,
+  content: { case: "text" as const, value },
+});
+
+test("AppendMessage stamps dense seqs and increasing hlcs in this region", async (t) => {
+  const p = persistence();
+  const a = await p.appendMessage(text("c", "1"));
+  const b = await p.appendMessage(text("c", "2"));
+  t.deepEqual([a.message?.seq, b.message?.seq], [1n, 2n]);
+  t.is(a.message?.originRegion, "us-east-1");
+  t.true((b.message?.hlc ?? 0n) > (a.message?.hlc ?? 0n));
+  const again = await p.appendMessage(text("c", "1", "changed"));
+  t.true(again.duplicate);
+  t.deepEqual(again.message, a.message);
+});
+
+test("AppendMessage sorts a message after the hlc its sender had seen", async (t) => {
+  const p = persistence(() => 1_000_000);
+  const ahead = hlcFromMillis(1_000_030) + 5n;
+  const m = await p.appendMessage(text("c", "1", "x", ahead));
+  t.true((m.message?.hlc ?? 0n) > ahead);
+  const err = await p
+    .appendMessage(text("c", "2", "x", hlcFromMillis(1_000_000 + 3_600_000)))
+    .catch((e) => e);
+  t.true(err instanceof ConnectError);
+  t.is((err as ConnectError).code, Code.InvalidArgument);
+  t.regex((err as ConnectError).rawMessage, /seen_hlc: .* ms ahead of this region's clock/);
+});
+
+test("concurrent appends to one conversation are serialized without loss", async (t) => {
+  const p = persistence();
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => p.appendMessage(text("busy", `m${i}`))),
+  );
+  t.deepEqual(
+    results.map((r) => r.message?.seq).sort((x, y) => Number((x ?? 0n) - (y ?? 0n))),
+    Array.from({ length: 50 }, (_, i) => BigInt(i + 1)),
+  );
+});
+
+test("InsertConversation creates direct conversations idempotently and groups with a first message", async (t) => {
+  const p = persistence();
+  const d1 = await p.insertConversation({
+    conversationId: "d_1",
+    kind: ConversationKind.DIRECT,
+    createdBy: "alice",
+    memberIds: ["alice", "bob"],
+  });
+  const d2 = await p.insertConversation({
+    conversationId: "d_1",
+    kind: ConversationKind.DIRECT,
+    createdBy: "bob",
+    memberIds: ["alice", "bob"],
+  });
+  t.deepEqual(d1.conversation, d2.conversation);
+  t.is(d1.message, undefined);
+
+  const g = await p.insertConversation({
+    conversationId: "g_1",
+    kind: ConversationKind.GROUP,
+    title: "club",
+    createdBy: "alice",
+    memberIds: ["alice", "bob", "carol"],
+    clientMsgId: "create",
+  });
+  t.is(g.message?.seq, 1n);
+  t.is(g.message?.content.case, "membership");
+  const retry = await p.insertConversation({
+    conversationId: "g_1",
+    kind: ConversationKind.GROUP,
+    title: "club",
+    createdBy: "alice",
+    memberIds: ["alice", "bob", "carol"],
+    clientMsgId: "create",
+  });
+  t.true(retry.duplicate);
+  t.is(retry.message?.seq, 1n);
+  t.deepEqual(retry.conversation?.memberIds, ["alice", "bob", "carol"]);
+
+  const left = await p.appendMessage({
+    ...text("g_1", "leave"),
+    senderId: "bob",
+    content: { case: "membership", value: { action: MembershipAction.LEFT, userIds: ["bob"] } },
+  });
+  t.is(left.message?.seq, 2n);
+  t.deepEqual((await p.readConversation({ conversationId: "g_1" })).conversation?.memberIds, [
+    "alice",
+    "carol",
+  ]);
+  const err = await p.readConversation({ conversationId: "nope" }).catch((e) => e);
+  t.is((err as ConnectError).code, Code.NotFound);
+});
+
+test("bad requests are refused by the contract's rules before reaching the store", async (t) => {
+  const p = persistence();
+  const err = await p
+    .insertConversation({
+      conversationId: "bad id",
+      kind: 7 as ConversationKind,
+      createdBy: "a",
+      memberIds: ["a"],
+    })
+    .catch((e) => e);
+  t.is((err as ConnectError).code, Code.InvalidArgument);
+  t.regex(
+    (err as ConnectError).rawMessage,
+    /conversation_id: does not match regex pattern.*and 2 more/,
+  );
+  const [violations] = (err as ConnectError).findDetails(ViolationsSchema);
+  t.deepEqual(
+    violations?.violations.map((v) => v.field?.elements.map((e) => e.fieldName).join(".")),
+    ["conversation_id", "kind", "member_ids"],
+    "every violation is in the error details",
+  );
+});
+
+test("inbox appends are dense and idempotent; reads resume from a vector", async (t) => {
+  const p = persistence();
+  const m1 = (await p.appendMessage(text("c", "1"))).message;
+  const m2 = (await p.appendMessage(text("c", "2"))).message;
+  const res = await p.appendInbox({
+    items: [
+      { userId: "bob", message: m1 },
+      { userId: "bob", message: m2 },
+      { userId: "bob", message: m1 },
+    ],
+  });
+  t.deepEqual(
+    res.entries.map((e) => e.seq),
+    [1n, 2n, 1n],
+  );
+  const read = await p.readInbox({ userId: "bob", after: { seqs: { "us-east-1": 1n } } });
+  t.deepEqual(
+    read.entries.map((e) => e.message?.clientMsgId),
+    ["2"],
+  );
+  t.deepEqual(read.head?.seqs, { "us-east-1": 2n });
+});
+
+test("receipts advance and merge; a stale receipt does not move them back", async (t) => {
+  const p = persistence();
+  const w = (seq: bigint) =>
+    p.writeReceipt({
+      receipt: {
+        conversationId: "c",
+        userId: "bob",
+        kind: ReceiptKind.READ,
+        upTo: { seqs: { "us-east-1": seq } },
+      },
+    });
+  t.true((await w(5n)).advanced);
+  const stale = await w(3n);
+  t.false(stale.advanced);
+  t.is(stale.receipt?.upTo?.seqs["us-east-1"], 5n);
+  const unspecified = await p
+    .writeReceipt({
+      receipt: { conversationId: "c", userId: "bob", kind: ReceiptKind.UNSPECIFIED },
+    })
+    .catch((e) => e);
+  t.is((unspecified as ConnectError).code, Code.InvalidArgument);
+});
