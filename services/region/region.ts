@@ -25,6 +25,7 @@ import {
 } from "../shared/config.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/logger.ts";
 import { createMetrics } from "../shared/metrics.ts";
+import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
 import { type RunningService, serveApp } from "../shared/service-app.ts";
 
 /** LocalRegionOptions tune a local region; everything else comes from `env` as in production. */
@@ -42,6 +43,8 @@ export interface LocalRegionOptions {
   log?: Logger | "stdout";
   hooks?: MessagingHooks;
   push?: PushProvider;
+  /** channel replaces the in-memory delivery channel (tests use a lossy one). */
+  channel?: DeliveryChannel;
 }
 
 /** LocalRegion is a whole region running in this process on embedded backends. */
@@ -98,7 +101,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
   const inbox = new MemoryInboxStore(region);
   const bus = new MemoryBus();
   const registry = new MemorySessionRegistry();
-  const channel = new MemoryDeliveryChannel();
+  const channel = opts.channel ?? new MemoryDeliveryChannel();
   const clients = createServiceClients(persistenceConfig.rpcTimeoutMs);
   const issuer = await startDevIssuer({ host, port: ports.issuer });
   const running: RunningService[] = [];

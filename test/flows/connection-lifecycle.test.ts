@@ -1,0 +1,114 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import test from "ava";
+import { ErrorCode, ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
+import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
+import { MemoryDeliveryChannel } from "../../services/shared/adapters/memory/memory-delivery-channel.ts";
+import { MessageRecorder } from "../support/inbox-recorder.ts";
+import { RawSocket } from "../support/raw-socket.ts";
+import { connect, within, withRegion } from "../support/region.ts";
+
+/** LossyChannel drops the live deliveries a test chooses, as a restarting channel would. */
+class LossyChannel extends MemoryDeliveryChannel {
+  drop: (texts: string[]) => boolean = () => false;
+  dropped = 0;
+  override async send(instanceId: string, payload: Uint8Array) {
+    const texts: string[] = [];
+    for (const item of fromBinary(GatewayDeliverySchema, payload).items) {
+      const f = fromBinary(ServerFrameSchema, item.serverFrame);
+      if (f.kind.case === "deliveries" && !f.kind.value.replay) {
+        for (const e of f.kind.value.entries) {
+          if (e.message?.content.case === "text") texts.push(e.message.content.value);
+        }
+      }
+    }
+    if (texts.length > 0 && this.drop(texts)) {
+      this.dropped++;
+      return;
+    }
+    return super.send(instanceId, payload);
+  }
+}
+
+test("a live delivery lost on the last hop is noticed as an inbox gap and filled by a sync", async (t) => {
+  const channel = new LossyChannel();
+  const region = await withRegion(t, { channel });
+  const alice = await connect(t, region, "alice");
+  const bob = await connect(t, region, "bob");
+  const bobSaw = new MessageRecorder(bob);
+  const dm = await alice.createDirect("bob");
+  channel.drop = (texts) => texts.includes("lost") && !texts.includes("next");
+
+  await alice.send(dm.id, "first");
+  await alice.send(dm.id, "lost");
+  await alice.send(dm.id, "next");
+  await bobSaw.count(3, dm.id);
+  t.true(channel.dropped >= 1, "the delivery to bob really was dropped");
+  t.deepEqual(bobSaw.texts(dm.id), ["first", "lost", "next"], "in order, once each");
+});
+
+test("the server closes connections that stop sending heartbeats", async (t) => {
+  const region = await withRegion(t, { env: { HEARTBEAT_INTERVAL_MS: "200" } });
+  const raw = await RawSocket.open(t, region);
+  const welcome = await raw.hello(region, "quiet");
+  t.is(welcome.kind.case === "welcome" ? welcome.kind.value.heartbeatIntervalMs : 0, 200);
+  await t.throwsAsync(
+    raw.next(() => false, 5_000),
+    { message: /socket closed/ },
+  );
+});
+
+test("a connection whose token expires is told to reconnect with a fresh token (4401)", async (t) => {
+  const region = await withRegion(t);
+  const raw = await RawSocket.open(t, region);
+  raw.send(1, {
+    case: "hello",
+    value: { token: await region.issuer.token("brief", 1), deviceId: "d" },
+  });
+  await raw.answer(1);
+  const goAway = await raw.next((f) => f.kind.case === "goAway", 5_000);
+  t.regex(goAway.kind.case === "goAway" ? goAway.kind.value.reason : "", /token expired/);
+  await t.throwsAsync(
+    raw.next(() => false, 5_000),
+    { message: /socket closed \(4401/ },
+  );
+});
+
+test("a client sending too fast is slowed down with a retryable error", async (t) => {
+  const region = await withRegion(t, { env: { FRAMES_PER_SECOND: "5" } });
+  const raw = await RawSocket.open(t, region);
+  await raw.hello(region, "chatty");
+  for (let i = 0; i < 30; i++) raw.send(100 + i, { case: "ping", value: { nonce: BigInt(i) } });
+  const err = await raw.next((f) => f.kind.case === "error");
+  if (err.kind.case !== "error") return t.fail();
+  t.is(err.kind.value.code, ErrorCode.RESOURCE_EXHAUSTED);
+  t.true(err.kind.value.retryable);
+  t.is(raw.closed, undefined, "the connection stays open");
+});
+
+test("operators list a user's sessions on a gateway and disconnect one device", async (t) => {
+  const region = await withRegion(t);
+  await connect(t, region, "olga", "phone");
+  const laptop = await connect(t, region, "olga", "laptop");
+  const call = async (method: string, body: unknown) => {
+    const res = await fetch(`${region.urls.gateway}/chat.v1.GatewayService/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return res.json();
+  };
+  const listed = await call("ListSessions", { userId: "olga" });
+  t.deepEqual(listed.sessions.map((s: { deviceId: string }) => s.deviceId).sort(), [
+    "laptop",
+    "phone",
+  ]);
+  t.true(listed.sessions.every((s: { encoding: string }) => s.encoding === "proto"));
+  const dropped = laptop.once("disconnected");
+  t.deepEqual(
+    await call("Disconnect", { userId: "olga", deviceId: "laptop", reason: "lost device" }),
+    { closed: 1 },
+  );
+  const [info] = await within(dropped, 5_000, "the laptop's disconnect");
+  t.is(info.code, 4000);
+  t.is(info.reason, "lost device");
+});
