@@ -95,7 +95,9 @@ test("operators list a user's sessions on a gateway and disconnect one device", 
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
     });
-    return res.json();
+    return (await res.json()) as {
+      sessions: Array<{ deviceId: string; encoding: string }>;
+    } & Record<string, unknown>;
   };
   const listed = await call("ListSessions", { userId: "olga" });
   t.deepEqual(listed.sessions.map((s: { deviceId: string }) => s.deviceId).sort(), [
