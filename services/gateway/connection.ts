@@ -11,7 +11,7 @@ import {
 import { ConnectReason } from "../../gen/chat/v1/events_pb.ts";
 import type { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
-import type { Presence } from "../../gen/chat/v1/types_pb.ts";
+import type { Presence, VersionVector } from "../../gen/chat/v1/types_pb.ts";
 import { isRetryableCode } from "../shared/errors.ts";
 import type { HybridClock } from "../shared/hlc.ts";
 import { randomId } from "../shared/ids.ts";
@@ -295,19 +295,7 @@ export class Connection {
         }),
       );
       settle(true);
-      await publishEvents(host.bus, TOPICS.userConnected, [
-        {
-          key: this.userId,
-          value: {
-            userId: this.userId,
-            deviceId: this.deviceId,
-            sessionId: this.sessionId,
-            instanceId: host.instanceId,
-            inbox: hello.inbox,
-            reason: ConnectReason.CONNECT,
-          },
-        },
-      ]);
+      await this.#requestReplay(hello.inbox, ConnectReason.CONNECT);
       if (firstOfUser) await this.#presence(true);
       host.log.debug(
         { user: this.userId, device: this.deviceId, session: this.sessionId },
@@ -393,19 +381,7 @@ export class Connection {
         return answer({ case: "presenceSnapshot", value: { users: res.users } });
       }
       case "sync": {
-        await publishEvents(this.#host.bus, TOPICS.userConnected, [
-          {
-            key: this.userId,
-            value: {
-              userId: this.userId,
-              deviceId: this.deviceId,
-              sessionId: this.sessionId,
-              instanceId: this.#host.instanceId,
-              inbox: k.value.inbox,
-              reason: ConnectReason.SYNC,
-            },
-          },
-        ]);
+        await this.#requestReplay(k.value.inbox, ConnectReason.SYNC);
         return;
       }
       case "registerPushToken": {
@@ -423,6 +399,23 @@ export class Connection {
         this.#error(id, ErrorCode.UNIMPLEMENTED, `frame kind ${String(k.case)} is not supported`);
         return;
     }
+  }
+
+  /** requestReplay asks notification (via user.connected) to replay the inbox after `inbox`. */
+  async #requestReplay(inbox: VersionVector | undefined, reason: ConnectReason) {
+    await publishEvents(this.#host.bus, TOPICS.userConnected, [
+      {
+        key: this.userId,
+        value: {
+          userId: this.userId,
+          deviceId: this.deviceId,
+          sessionId: this.sessionId,
+          instanceId: this.#host.instanceId,
+          inbox,
+          reason,
+        },
+      },
+    ]);
   }
 
   async #presence(online: boolean) {

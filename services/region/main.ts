@@ -1,6 +1,6 @@
 // `npm start`: a whole region in this one process, on embedded (in-memory) backends.
 import { z } from "zod";
-import { failStartup, stopOnSignals } from "../shared/run.ts";
+import { stopOnSignals } from "../shared/process.ts";
 import { DEFAULT_PORTS, startLocalRegion } from "./region.ts";
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
@@ -59,5 +59,6 @@ try {
   process.stdout.write(`${banner.join("\n")}\n`);
   stopOnSignals(() => region.stop(), region.gateway.log);
 } catch (err) {
-  failStartup(err);
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
 }

@@ -111,6 +111,14 @@ function parse<T extends z.ZodRawShape>(shape: T, env: NodeJS.ProcessEnv): z.inf
   return result.data;
 }
 
+function urlsOf(e: z.infer<z.ZodObject<typeof urls>>): ServiceUrls {
+  return {
+    messaging: e.MESSAGING_URL,
+    notification: e.NOTIFICATION_URL,
+    persistence: e.PERSISTENCE_URL,
+  };
+}
+
 function commonOf(
   e: z.infer<z.ZodObject<typeof common & typeof backends>>,
   p: number,
@@ -149,11 +157,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
   );
   return {
     ...commonOf(e, e.PORT, "gateway"),
-    urls: {
-      messaging: e.MESSAGING_URL,
-      notification: e.NOTIFICATION_URL,
-      persistence: e.PERSISTENCE_URL,
-    },
+    urls: urlsOf(e),
     auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE },
     heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
     sessionTtlMs: e.SESSION_TTL_MS,
@@ -180,11 +184,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
   );
   return {
     ...commonOf(e, e.PORT, "messaging"),
-    urls: {
-      messaging: e.MESSAGING_URL,
-      notification: e.NOTIFICATION_URL,
-      persistence: e.PERSISTENCE_URL,
-    },
+    urls: urlsOf(e),
     maxGroupSize: e.MAX_GROUP_SIZE,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     sweepMinAgeMs: e.SWEEP_MIN_AGE_MS,
@@ -214,11 +214,7 @@ export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): No
   }
   return {
     ...commonOf(e, e.PORT, "notification"),
-    urls: {
-      messaging: e.MESSAGING_URL,
-      notification: e.NOTIFICATION_URL,
-      persistence: e.PERSISTENCE_URL,
-    },
+    urls: urlsOf(e),
     push: { provider: e.PUSH_PROVIDER, webhookUrl: e.PUSH_WEBHOOK_URL, delayMs: e.PUSH_DELAY_MS },
     replayPageSize: e.REPLAY_PAGE_SIZE,
   };
