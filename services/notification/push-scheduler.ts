@@ -1,9 +1,9 @@
-import { setTimeout } from "node:timers/promises";
 import type { Client } from "@connectrpc/connect";
 import type { InboxAppended } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { type Message, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
 import type { Logger } from "../shared/logger.ts";
+import { RetryLater } from "../shared/ports/bus.ts";
 import { type PushProvider, platformName } from "./push/push-provider.ts";
 
 /** PushSchedulerDeps are what push decisions need. */
@@ -22,32 +22,25 @@ const PREVIEW_CHARS = 120;
  * device of the recipient acknowledged it within the push delay (DESIGN.md §4.7).
  *
  * It consumes inbox.appended deliberately late: a batch is handled once its newest record is
- * `delayMs` old, holding its partition meanwhile. The check then survives restarts (an
- * unhandled batch is redelivered), needs no timers, and costs nothing for messages that were
- * delivered in time beyond one receipts read per conversation.
+ * `delayMs` old (until then it goes back to the bus with RetryLater, which holds only its
+ * partition). The check then survives restarts (an unhandled batch is redelivered), needs no
+ * timers, and costs nothing for messages delivered in time beyond one receipts read per
+ * conversation.
  */
 export class PushScheduler {
   readonly #d: PushSchedulerDeps;
   readonly #now: () => number;
-  readonly #stopping = new AbortController();
 
   constructor(deps: PushSchedulerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
   }
 
-  /**
-   * stop abandons the batches waiting for their delay; they are redelivered (and pushed) after
-   * a restart, because their offsets were not committed.
-   */
-  stop(): void {
-    this.#stopping.abort(new Error("push scheduler stopped"));
-  }
-
   /** handle decides and sends pushes for a batch appended at `appendedAtMs` (the newest). */
   async handle(events: InboxAppended[], appendedAtMs: number): Promise<number> {
     const wait = appendedAtMs + this.#d.delayMs - this.#now();
-    if (wait > 0) await setTimeout(wait, undefined, { signal: this.#stopping.signal });
+    // Not yet due: the bus hands the batch back when it is, holding only this partition.
+    if (wait > 0) throw new RetryLater(wait);
 
     // One note per user and conversation: the newest message stands for the rest.
     const newest = new Map<string, { userId: string; message: Message; count: number }>();

@@ -57,7 +57,6 @@ export function build(deps: NotificationAppDeps): ServiceApp {
       );
     },
     async stop() {
-      scheduler.stop();
       await Promise.all(subscriptions.splice(0).map((s) => s.close()));
     },
   };

@@ -269,6 +269,33 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     };
   }
 
+  /** membershipItems says which membership items a membership change writes. */
+  async #membershipItems(
+    conversationId: string,
+    content: AppendMessageRequest["content"],
+    created: ConversationMeta | undefined,
+  ): Promise<AppendCommand["membership"]> {
+    if (content.case !== "membership") return undefined;
+    const change: MembershipChange = content.value;
+    const conversation = created ?? (await this.#mustGet(conversationId));
+    const meta = {
+      id: conversation.id,
+      kind: conversation.kind,
+      title: conversation.title,
+      createdBy: conversation.createdBy,
+    };
+    switch (change.action) {
+      case MembershipAction.CREATED:
+      case MembershipAction.ADDED:
+        return { userIds: change.userIds, member: true, conversation: meta };
+      case MembershipAction.REMOVED:
+      case MembershipAction.LEFT:
+        return { userIds: change.userIds, member: false, conversation: meta };
+      default:
+        throw invalidArgument("membership.action: unknown action");
+    }
+  }
+
   async #mustGet(id: string): Promise<StoredConversation> {
     const c = await this.#d.store.getConversation(id);
     if (!c) throw notFound(`conversation ${id} not found`);
@@ -311,7 +338,7 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
           message,
           expectedSeq: head.seq,
           appendedAtMs: this.#d.now(),
-          membership: membershipItems(req.content),
+          membership: await this.#membershipItems(req.conversationId, req.content, create_),
           create: create_,
         };
         try {
@@ -327,21 +354,6 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
         retryable: true,
       });
     });
-  }
-}
-
-function membershipItems(content: AppendMessageRequest["content"]): AppendCommand["membership"] {
-  if (content.case !== "membership") return undefined;
-  const change: MembershipChange = content.value;
-  switch (change.action) {
-    case MembershipAction.CREATED:
-    case MembershipAction.ADDED:
-      return { userIds: change.userIds, member: true };
-    case MembershipAction.REMOVED:
-    case MembershipAction.LEFT:
-      return { userIds: change.userIds, member: false };
-    default:
-      throw invalidArgument("membership.action: unknown action");
   }
 }
 

@@ -38,11 +38,96 @@ const urls = {
   PERSISTENCE_URL: url("http://127.0.0.1:8083"),
 };
 
+const bool = z
+  .enum(["true", "false", "1", "0"], "must be true or false")
+  .transform((v) => v === "true" || v === "1");
+const brokerList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(",")
+      .map((b) => b.trim())
+      .filter((b) => b !== ""),
+  )
+  .pipe(
+    z.array(
+      z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, "must be host:port pairs, comma-separated"),
+    ),
+  );
+
 const backends = {
-  CHAT_STORE: z.enum(["memory"]).default("memory"),
-  CHAT_REGISTRY: z.enum(["memory"]).default("memory"),
-  CHAT_BUS: z.enum(["memory"]).default("memory"),
+  CHAT_STORE: z.enum(["memory", "dynamodb"]).default("memory"),
+  CHAT_REGISTRY: z.enum(["memory", "redis"]).default("memory"),
+  CHAT_BUS: z.enum(["memory", "kafka"]).default("memory"),
+  DYNAMODB_TABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{3,255}$/, "must be a DynamoDB table name")
+    .default("connect-chat"),
+  DYNAMODB_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  DYNAMODB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(6),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
+  INBOX_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  KAFKA_BROKERS: brokerList.optional(),
+  KAFKA_CLUSTER_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:kafka:[a-z0-9-]+:\d{12}:cluster\/.+/, "must be an MSK cluster ARN")
+    .optional(),
+  KAFKA_TLS: bool.optional(),
+  KAFKA_SASL: z.enum(["none", "aws-msk-iam"]).optional(),
+  KAFKA_CREATE_TOPICS: bool.default(false),
+  KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(12),
+  KAFKA_REPLICATION: z.coerce.number().int().min(1).max(5).default(3),
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(30_000),
+  KAFKA_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_PASSWORD: z.string().optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{0,32}$/, "must be up to 32 letters, digits, ':', '_' or '-'")
+    .default("chat:"),
 };
+
+/** RegistryBackend is where sessions and the per-gateway delivery channels live. */
+export type RegistryBackend =
+  | { kind: "memory" }
+  | { kind: "redis"; url: string; password?: string; keyPrefix: string };
+
+/** StoreBackend is where the chat database and inboxes live. */
+export type StoreBackend =
+  | { kind: "memory" }
+  | {
+      kind: "dynamodb";
+      table: string;
+      endpoint?: string;
+      awsRegion: string;
+      maxAttempts: number;
+      inboxRetentionDays: number;
+    };
+
+/** BusBackend is the region's message bus. */
+export type BusBackend =
+  | { kind: "memory" }
+  | {
+      kind: "kafka";
+      brokers: string[];
+      clusterArn?: string;
+      tls: boolean;
+      sasl: "none" | "aws-msk-iam";
+      clientId: string;
+      createTopics?: { partitions: number; replication: number };
+      sessionTimeoutMs: number;
+      maxWaitMs: number;
+    };
+
+/** Backends are the adapters configured for each port. */
+export interface Backends {
+  store: StoreBackend;
+  registry: RegistryBackend;
+  bus: BusBackend;
+}
 
 /** CommonConfig is what every service reads. */
 export interface CommonConfig {
@@ -53,7 +138,7 @@ export interface CommonConfig {
   logLevel: string;
   rpcTimeoutMs: number;
   instanceId: string;
-  backends: { store: "memory"; registry: "memory"; bus: "memory" };
+  backends: Backends;
 }
 
 /** ServiceUrls are where the other services of the region listen. */
@@ -132,8 +217,58 @@ function commonOf(
     logLevel: e.LOG_LEVEL,
     rpcTimeoutMs: e.RPC_TIMEOUT_MS,
     instanceId: e.INSTANCE_ID ?? randomId(service),
-    backends: { store: e.CHAT_STORE, registry: e.CHAT_REGISTRY, bus: e.CHAT_BUS },
+    backends: backendsOf(e, service),
   };
+}
+
+function backendsOf(
+  e: z.infer<z.ZodObject<typeof backends & typeof common>>,
+  service: string,
+): Backends {
+  const missing = (name: string, why: string) =>
+    new ConfigError(`invalid configuration:\n  ${name}: required when ${why}`);
+  let registry: RegistryBackend = { kind: "memory" };
+  if (e.CHAT_REGISTRY === "redis") {
+    if (!e.REDIS_URL) throw missing("REDIS_URL", "CHAT_REGISTRY=redis");
+    registry = {
+      kind: "redis",
+      url: e.REDIS_URL,
+      password: e.REDIS_PASSWORD,
+      keyPrefix: e.REDIS_KEY_PREFIX,
+    };
+  }
+  let store: StoreBackend = { kind: "memory" };
+  if (e.CHAT_STORE === "dynamodb") {
+    store = {
+      kind: "dynamodb",
+      table: e.DYNAMODB_TABLE,
+      endpoint: e.DYNAMODB_ENDPOINT,
+      awsRegion: e.AWS_REGION ?? e.CHAT_REGION,
+      maxAttempts: e.DYNAMODB_MAX_ATTEMPTS,
+      inboxRetentionDays: e.INBOX_RETENTION_DAYS,
+    };
+  }
+  let bus: BusBackend = { kind: "memory" };
+  if (e.CHAT_BUS === "kafka") {
+    if (!e.KAFKA_BROKERS?.length && !e.KAFKA_CLUSTER_ARN) {
+      throw missing("KAFKA_BROKERS or KAFKA_CLUSTER_ARN", "CHAT_BUS=kafka");
+    }
+    const msk = e.KAFKA_CLUSTER_ARN !== undefined;
+    bus = {
+      kind: "kafka",
+      brokers: e.KAFKA_BROKERS ?? [],
+      clusterArn: e.KAFKA_CLUSTER_ARN,
+      tls: e.KAFKA_TLS ?? msk,
+      sasl: e.KAFKA_SASL ?? (msk ? "aws-msk-iam" : "none"),
+      clientId: `connect-chat-${service}`,
+      createTopics: e.KAFKA_CREATE_TOPICS
+        ? { partitions: e.KAFKA_TOPIC_PARTITIONS, replication: e.KAFKA_REPLICATION }
+        : undefined,
+      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+      maxWaitMs: e.KAFKA_MAX_WAIT_MS,
+    };
+  }
+  return { store, registry, bus };
 }
 
 /** loadGatewayConfig reads the gateway's configuration from `env`. */

@@ -17,7 +17,7 @@ import {
 } from "../../gen/chat/v1/events_pb.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
-import type { Bus, BusRecord, Subscription } from "./ports/bus.ts";
+import { type Bus, type BusRecord, RetryLater, type Subscription } from "./ports/bus.ts";
 
 /** Topic pairs a bus topic name with its payload schema and whether other regions read it. */
 export interface Topic<S extends DescMessage = DescMessage> {
@@ -118,6 +118,7 @@ export async function consumeEvents<S extends DescMessage>(opts: {
         await opts.handler(events);
         metrics.consumed.inc({ topic: t.name, outcome: "ok" }, events.length);
       } catch (err) {
+        if (err instanceof RetryLater) throw err;
         metrics.consumed.inc({ topic: t.name, outcome: "retried" }, events.length);
         log.warn({ err, topic: t.name }, "bus handler failed; the batch will be redelivered");
         throw err;

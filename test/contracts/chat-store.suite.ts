@@ -15,6 +15,7 @@ import {
 /** ChatStoreFactory makes a fresh, empty store of `region`, and a way to dispose of it. */
 export type ChatStoreFactory = (
   region: string,
+  opts: { sendDedupSeconds?: number },
 ) => Promise<{ store: ChatStore; dispose?: () => Promise<void> }>;
 
 let counter = 0;
@@ -56,13 +57,21 @@ async function append(store: ChatStore, conversationId: string, over: Partial<Me
   }
 }
 
-/** chatStoreContract registers the ChatStore contract tests for one implementation. */
-export function chatStoreContract(name: string, factory: ChatStoreFactory): void {
+/**
+ * chatStoreContract registers the ChatStore contract tests for one implementation;
+ * `restartBackend`, for real backends, stops and restarts the server mid-test (keeping data).
+ */
+export function chatStoreContract(
+  name: string,
+  factory: ChatStoreFactory,
+  opts: { restartBackend?: () => Promise<void> } = {},
+): void {
   const withStore = async (
     t: { teardown: (f: () => Promise<void>) => void },
     region = "us-east-1",
+    opts: { sendDedupSeconds?: number } = {},
   ) => {
-    const { store, dispose } = await factory(region);
+    const { store, dispose } = await factory(region, opts);
     if (dispose) t.teardown(dispose);
     return store;
   };
@@ -161,6 +170,7 @@ export function chatStoreContract(name: string, factory: ChatStoreFactory): void
   test(`${name}: membership changes ride on appends and are merged on read`, async (t) => {
     const store = await withStore(t);
     const conv = uid("g");
+    const club = { id: conv, kind: ConversationKind.GROUP, title: "club", createdBy: "ann" };
     const head = await store.head(conv);
     const created = msg(store.region, conv, 1n, 10n, {
       content: {
@@ -177,8 +187,8 @@ export function chatStoreContract(name: string, factory: ChatStoreFactory): void
       message: created,
       expectedSeq: head.seq,
       appendedAtMs: Date.now(),
-      create: { id: conv, kind: ConversationKind.GROUP, title: "club", createdBy: "ann" },
-      membership: { userIds: ["ann", "ben"], member: true },
+      create: club,
+      membership: { userIds: ["ann", "ben"], member: true, conversation: club },
     });
     t.deepEqual((await store.getConversation(conv))?.memberIds, ["ann", "ben"]);
     const removal = msg(store.region, conv, 2n, 20n, { clientMsgId: "rm" });
@@ -186,7 +196,7 @@ export function chatStoreContract(name: string, factory: ChatStoreFactory): void
       message: removal,
       expectedSeq: 1n,
       appendedAtMs: Date.now(),
-      membership: { userIds: ["ben"], member: false },
+      membership: { userIds: ["ben"], member: false, conversation: club },
     });
     const c = await store.getConversation(conv);
     t.deepEqual(c?.memberIds, ["ann"]);
@@ -330,4 +340,31 @@ export function chatStoreContract(name: string, factory: ChatStoreFactory): void
     const [again] = await store.history(conv, undefined, 1);
     t.is(again?.senderId, "alice");
   });
+
+  test(`${name}: a client_msg_id is forgotten after the dedup retention`, async (t) => {
+    const store = await withStore(t, "us-east-1", { sendDedupSeconds: 3 });
+    const conv = uid("g");
+    await append(store, conv, { clientMsgId: "old" });
+    t.truthy(await store.findSend(conv, "alice", "old"));
+    await new Promise((r) => setTimeout(r, 4_100));
+    t.is(await store.findSend(conv, "alice", "old"), undefined);
+    const again = await append(store, conv, { clientMsgId: "old" });
+    t.is(again.seq, 2n, "the id can be used again");
+  });
+
+  const restart = opts.restartBackend;
+  if (restart) {
+    test.serial(
+      `${name}: a restarted backend keeps what was written, and appends carry on`,
+      async (t) => {
+        const store = await withStore(t);
+        const conv = uid("g");
+        const first = await append(store, conv, { clientMsgId: "before" });
+        await restart();
+        t.deepEqual(await store.findSend(conv, "alice", "before"), first);
+        const next = await append(store, conv, { clientMsgId: "after" });
+        t.is(next.seq, 2n);
+      },
+    );
+  }
 }

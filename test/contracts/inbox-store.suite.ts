@@ -1,12 +1,21 @@
 import { create } from "@bufbuild/protobuf";
 import test from "ava";
-import { MessageSchema } from "../../gen/chat/v1/types_pb.ts";
+import { type InboxEntry, InboxEntrySchema, MessageSchema } from "../../gen/chat/v1/types_pb.ts";
 import type { InboxStore } from "../../services/shared/ports/inbox-store.ts";
 
 /** InboxStoreFactory makes a fresh store of `region`. */
+/**
+ * InboxStoreFactory makes a store of `region` (reading the inboxes of `peers` too), and a way
+ * to make another region's entry visible as Global Table replication would.
+ */
 export type InboxStoreFactory = (
   region: string,
-) => Promise<{ store: InboxStore; dispose?: () => Promise<void> }>;
+  opts: { retentionSeconds?: number; peers?: string[] },
+) => Promise<{
+  store: InboxStore;
+  replicate: (userId: string, entry: InboxEntry) => Promise<void>;
+  dispose?: () => Promise<void>;
+}>;
 
 let counter = 0;
 const uid = (p: string) => `${p}_${process.pid}_${++counter}`;
@@ -24,10 +33,13 @@ const message = (region: string, conversationId: string, seq: bigint) =>
 
 /** inboxStoreContract registers the InboxStore contract tests for one implementation. */
 export function inboxStoreContract(name: string, factory: InboxStoreFactory): void {
-  const withStore = async (t: { teardown: (f: () => Promise<void>) => void }) => {
-    const { store, dispose } = await factory("us-east-1");
-    if (dispose) t.teardown(dispose);
-    return store;
+  const withStore = async (
+    t: { teardown: (f: () => Promise<void>) => void },
+    opts: { retentionSeconds?: number; peers?: string[] } = {},
+  ) => {
+    const made = await factory("us-east-1", opts);
+    if (made.dispose) t.teardown(made.dispose);
+    return Object.assign(made.store, { replicate: made.replicate });
   };
 
   test(`${name}: appends get dense per-user seqs in request order, and are idempotent`, async (t) => {
@@ -102,6 +114,62 @@ export function inboxStoreContract(name: string, factory: InboxStoreFactory): vo
       all.entries.map((e) => e.seq),
       Array.from({ length: 10 }, (_, i) => BigInt(i + 1)),
     );
-    t.deepEqual(new Set(all.entries.map((e) => e.message?.conversationId)), new Set(convs));
+    t.deepEqual(all.entries.map((e) => e.message?.conversationId).sort(), [...convs].sort());
+  });
+
+  test(`${name}: replicated entries are read only up to the first hole`, async (t) => {
+    const store = await withStore(t, { peers: ["eu-west-1"] });
+    const [user, conv] = [uid("u"), uid("c")];
+    const remote = (seq: bigint) =>
+      create(InboxEntrySchema, {
+        region: "eu-west-1",
+        seq,
+        message: message("eu-west-1", conv, seq),
+      });
+    for (const seq of [1n, 2n, 4n]) await store.replicate(user, remote(seq));
+    await store.append([{ userId: user, message: message(store.region, conv, 1n) }]);
+    const first = await store.read(user, new Map(), 100);
+    t.deepEqual(
+      first.entries.map((e) => `${e.region}:${e.seq}`).sort(),
+      ["eu-west-1:1", "eu-west-1:2", "us-east-1:1"],
+      "entry 4 waits for 3",
+    );
+    t.is(first.head.get("eu-west-1"), 2n);
+    await store.replicate(user, remote(3n));
+    const next = await store.read(
+      user,
+      new Map([
+        ["eu-west-1", 2n],
+        ["us-east-1", 1n],
+      ]),
+      100,
+    );
+    t.deepEqual(
+      next.entries.map((e) => `${e.region}:${e.seq}`),
+      ["eu-west-1:3", "eu-west-1:4"],
+    );
+    t.is(next.head.get("eu-west-1"), 4n);
+  });
+
+  test(`${name}: entries past their retention are skipped, and the read says so`, async (t) => {
+    const store = await withStore(t, { retentionSeconds: 4 });
+    const [user, conv] = [uid("u"), uid("c")];
+    for (let i = 1n; i <= 3n; i++)
+      await store.append([{ userId: user, message: message(store.region, conv, i) }]);
+    await new Promise((r) => setTimeout(r, 4_600));
+    for (let i = 4n; i <= 5n; i++)
+      await store.append([{ userId: user, message: message(store.region, conv, i) }]);
+    const read = await store.read(user, new Map(), 100);
+    t.deepEqual(
+      read.entries.map((e) => e.seq),
+      [4n, 5n],
+    );
+    t.deepEqual(read.expired, new Map([[store.region, 3n]]));
+    const caughtUp = await store.read(user, new Map([[store.region, 3n]]), 100);
+    t.deepEqual(
+      caughtUp.entries.map((e) => e.seq),
+      [4n, 5n],
+    );
+    t.is(caughtUp.expired.size, 0, "nothing after the position expired");
   });
 }

@@ -1,4 +1,54 @@
+import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { toBinary } from "@bufbuild/protobuf";
+import test from "ava";
+import { type DynamoLocal, startDynamoLocal } from "../../dev/backends/dynamodb.ts";
+import { requireProgram } from "../../dev/backends/processes.ts";
+import { InboxEntrySchema } from "../../gen/chat/v1/types_pb.ts";
+import { DynamoInboxStore } from "../../services/shared/adapters/dynamodb/dynamo-inbox-store.ts";
+import { keys } from "../../services/shared/adapters/dynamodb/table.ts";
 import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
 import { inboxStoreContract } from "./inbox-store.suite.ts";
 
-inboxStoreContract("MemoryInboxStore", async (region) => ({ store: new MemoryInboxStore(region) }));
+inboxStoreContract("MemoryInboxStore", async (region, opts) => {
+  const store = new MemoryInboxStore(region, {
+    retentionMs: opts.retentionSeconds === undefined ? undefined : opts.retentionSeconds * 1000,
+  });
+  return { store, replicate: async (userId, entry) => store.applyReplicated(userId, entry) };
+});
+
+const java = requireProgram("java", "install a Java 17 runtime for DynamoDB Local");
+let local: DynamoLocal | undefined;
+if (java.available) {
+  test.before(async () => {
+    local = await startDynamoLocal();
+    await local.createTable("chat");
+  });
+  test.after.always(async () => {
+    await local?.stop();
+  });
+  inboxStoreContract("DynamoInboxStore", async (region, opts) => {
+    const db = local?.client();
+    if (!db) throw new Error("DynamoDB Local is not running");
+    return {
+      store: new DynamoInboxStore(db, "chat", region, opts),
+      // What Global Table replication does: the other region's items appear here as written.
+      replicate: (userId, entry) =>
+        db
+          .send(
+            new PutItemCommand({
+              TableName: "chat",
+              Item: {
+                pk: { S: keys.inbox(userId, entry.region) },
+                sk: { S: keys.inboxEntry(entry.seq) },
+                e: { B: toBinary(InboxEntrySchema, entry) },
+                at: { N: String(Date.now()) },
+              },
+            }),
+          )
+          .then(() => undefined),
+      dispose: async () => db.destroy(),
+    };
+  });
+} else {
+  test.skip(`DynamoInboxStore: ${java.why}`, () => {});
+}

@@ -15,8 +15,15 @@ function session(userId: string, deviceId: string, instanceId = "gw-1"): Session
   return { userId, deviceId, sessionId: uid("s"), instanceId, connectedAtMs: Date.now() };
 }
 
-/** sessionRegistryContract registers the SessionRegistry contract tests for one implementation. */
-export function sessionRegistryContract(name: string, factory: SessionRegistryFactory): void {
+/**
+ * sessionRegistryContract registers the SessionRegistry contract tests for one implementation;
+ * `restartBackend`, for real backends, restarts the server (losing its data) mid-test.
+ */
+export function sessionRegistryContract(
+  name: string,
+  factory: SessionRegistryFactory,
+  opts: { restartBackend?: () => Promise<void> } = {},
+): void {
   const withRegistry = async (t: { teardown: (f: () => Promise<void>) => void }) => {
     const { registry, dispose } = await factory();
     t.teardown(async () => {
@@ -77,4 +84,38 @@ export function sessionRegistryContract(name: string, factory: SessionRegistryFa
     await registry.refresh(instance, [s], 60_000);
     t.true((await registry.lookup([s.userId])).has(s.userId), "a refresh restores them");
   });
+
+  const restart = opts.restartBackend;
+  if (restart) {
+    test.serial(
+      `${name}: after the backend restarts empty, the gateways' refresh restores every session`,
+      async (t) => {
+        const registry = await withRegistry(t);
+        const instance = uid("gw");
+        const sessions = [
+          session(uid("u"), "phone", instance),
+          session(uid("u"), "laptop", instance),
+        ];
+        await registry.refresh(instance, [], 60_000);
+        for (const s of sessions) await registry.register(s, 60_000);
+        await restart();
+        // The first calls after the restart may fail while the client reconnects; a gateway's
+        // refresh loop simply tries again at its next tick.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await registry.refresh(instance, sessions, 60_000);
+            break;
+          } catch (err) {
+            if (attempt > 50) throw err;
+            await sleep(100);
+          }
+        }
+        const found = await registry.lookup(sessions.map((s) => s.userId));
+        t.deepEqual(
+          sessions.map((s) => found.get(s.userId)?.[0]?.sessionId),
+          sessions.map((s) => s.sessionId),
+        );
+      },
+    );
+  }
 }

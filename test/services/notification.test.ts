@@ -20,6 +20,7 @@ import { MemorySessionRegistry } from "../../services/shared/adapters/memory/mem
 import { Fanout } from "../../services/shared/fanout.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
+import { RetryLater } from "../../services/shared/ports/bus.ts";
 import { inMemoryClient } from "../support/in-memory.ts";
 
 function persistence() {
@@ -93,7 +94,7 @@ test("a message no device acknowledged in time is pushed once per conversation",
   t.is(push.sent[0]?.note.title, "alice");
 });
 
-test("nothing is pushed for messages a device acknowledged during the delay, or to their sender", async (t) => {
+test("nothing is pushed before the delay, for messages acknowledged during it, or to their sender", async (t) => {
   const p = persistence();
   const push = new RecordingPush();
   await p.savePushToken({
@@ -110,16 +111,17 @@ test("nothing is pushed for messages a device acknowledged during the delay, or 
     persistence: p,
     provider: push,
     log: silentLogger,
-    delayMs: 150,
+    delayMs: 60_000,
   });
-  const handled = scheduler.handle(
-    [
-      ...entries.map((entry) => ({ userId: "bob", entry })),
-      ...own.map((entry) => ({ userId: "alice", entry })),
-    ] as never,
-    Date.now(),
-  );
-  // Bob's device acknowledges while the scheduler waits out the delay.
+  const events = [
+    ...entries.map((entry) => ({ userId: "bob", entry })),
+    ...own.map((entry) => ({ userId: "alice", entry })),
+  ] as never;
+  // Not due yet: the batch goes back to the bus, to come again when it is.
+  const early = await scheduler.handle(events, Date.now()).catch((e: Error) => e);
+  t.true(early instanceof RetryLater);
+  t.true((early as RetryLater).delayMs > 59_000);
+  // Bob's device acknowledges meanwhile.
   await p.writeReceipt({
     receipt: {
       conversationId: "c1",
@@ -128,7 +130,7 @@ test("nothing is pushed for messages a device acknowledged during the delay, or 
       upTo: { seqs: { "us-east-1": 1n } },
     },
   });
-  t.is(await handled, 0);
+  t.is(await scheduler.handle(events, Date.now() - 60_000), 0);
   t.deepEqual(push.sent, []);
 });
 

@@ -20,12 +20,27 @@ export interface Bus {
    * subscribe joins a consumer group. The handler gets batches of records from one partition
    * at a time, in order; the next batch of that partition waits until the handler resolves
    * (that is the backpressure). A handler that throws gets the same batch again after a
-   * backoff. Offsets are committed only for batches whose handler resolved.
+   * backoff (RetryLater sets the delay). Offsets are committed only for batches whose handler
+   * resolved.
    */
   subscribe(opts: SubscribeOptions): Promise<Subscription>;
 
   /** close stops every subscription and producer. */
   close(): Promise<void>;
+}
+
+/**
+ * RetryLater, thrown by a handler, asks for the same batch again after `delayMs` without
+ * counting it as a failure. The partition waits; other partitions go on (Kafka: the partition
+ * is paused, then resumed from the batch's first offset).
+ */
+export class RetryLater extends Error {
+  override name = "RetryLater";
+  readonly delayMs: number;
+  constructor(delayMs: number) {
+    super(`retry in ${delayMs} ms`);
+    this.delayMs = delayMs;
+  }
 }
 
 /** BusRecordInput is a record to publish. */

