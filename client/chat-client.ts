@@ -77,6 +77,11 @@ export type ChatClientEvents = {
   presence: (presence: Presence) => void;
   /** synced: a replay finished and the inbox has no hole: the device is up to date. */
   synced: (inbox: Map<string, bigint>) => void;
+  /**
+   * expired: the device was offline longer than the inbox retention; messages it never got
+   * are no longer in its inbox. Reload history for the conversations on screen.
+   */
+  expired: (regions: Map<string, bigint>) => void;
   /** error: the server reported a problem that answers no request of this client. */
   error: (error: ChatClientError) => void;
 };
@@ -508,18 +513,16 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       case "welcome":
         this.#onWelcome(k.value);
         break;
-      case "deliveries": {
-        const released = this.#tracker.accept(k.value.entries);
-        for (const m of released) {
-          if (m.hlc > this.#seenHlc) this.#seenHlc = m.hlc;
-          this.#noteDelivered(m);
-          this.emit("message", m, { replay: k.value.replay });
-        }
-        if (released.length > 0) this.#scheduleAck();
+      case "deliveries":
+        this.#release(this.#tracker.accept(k.value.entries), k.value.replay);
         this.#watchGap();
         return;
-      }
       case "syncState": {
+        const expired = new Map(Object.entries(k.value.expired?.seqs ?? {}));
+        if (expired.size > 0) {
+          this.#release(this.#tracker.skipTo(expired), true);
+          this.emit("expired", expired);
+        }
         const head = new Map(Object.entries(k.value.inboxHead?.seqs ?? {}));
         if (this.#tracker.behind(head)) {
           // Something the replay sent was lost on the way: ask again.
@@ -672,6 +675,16 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   // --- inbox: acks and gaps ------------------------------------------------------------------
+
+  /** release hands messages the tracker let through to the app, and acknowledges them. */
+  #release(messages: Message[], replay: boolean): void {
+    for (const m of messages) {
+      if (m.hlc > this.#seenHlc) this.#seenHlc = m.hlc;
+      this.#noteDelivered(m);
+      this.emit("message", m, { replay });
+    }
+    if (messages.length > 0) this.#scheduleAck();
+  }
 
   #noteDelivered(m: Message): void {
     const byRegion = this.#unacked.get(m.conversationId) ?? new Map<string, bigint>();

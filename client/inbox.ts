@@ -38,6 +38,37 @@ export class InboxTracker {
   }
 
   /**
+   * skipTo moves past entries the server no longer has (they expired before this device got
+   * them) and returns the held messages that this releases, in order.
+   */
+  skipTo(expired: Map<string, bigint>): Message[] {
+    const released: Message[] = [];
+    for (const [region, seq] of expired) {
+      if ((this.#contiguous.get(region) ?? 0n) >= seq) continue;
+      this.#contiguous.set(region, seq);
+      const held = this.#held.get(region);
+      for (const s of [...(held?.keys() ?? [])]) if (s <= seq) held?.delete(s);
+      released.push(...this.#drain(region));
+    }
+    return released;
+  }
+
+  #drain(region: string): Message[] {
+    const released: Message[] = [];
+    const held = this.#held.get(region);
+    if (!held) return released;
+    let at = this.#contiguous.get(region) ?? 0n;
+    for (let next = held.get(at + 1n); next; next = held.get(at + 1n)) {
+      held.delete(at + 1n);
+      at++;
+      const m = next.message;
+      if (m && this.#firstCopy(m)) released.push(m);
+    }
+    this.#contiguous.set(region, at);
+    return released;
+  }
+
+  /**
    * accept takes received entries and returns the messages now released, in order. Entries at
    * or below the contiguous position are duplicates and dropped.
    */
@@ -55,17 +86,7 @@ export class InboxTracker {
       held.set(e.seq, e);
       touched.add(e.region);
     }
-    for (const region of touched) {
-      const held = this.#held.get(region) as Map<bigint, InboxEntry>;
-      let at = this.#contiguous.get(region) ?? 0n;
-      for (let next = held.get(at + 1n); next; next = held.get(at + 1n)) {
-        held.delete(at + 1n);
-        at++;
-        const m = next.message;
-        if (m && this.#firstCopy(m)) released.push(m);
-      }
-      this.#contiguous.set(region, at);
-    }
+    for (const region of touched) released.push(...this.#drain(region));
     return released;
   }
 

@@ -4,7 +4,7 @@ import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import type { VersionVector } from "../../gen/chat/v1/types_pb.ts";
 import type { Fanout } from "../shared/fanout.ts";
-import { vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
+import { mergeMax, type Vector, vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
 
 /** ReplayTarget is the connection a replay is for. */
 export interface ReplayTarget {
@@ -33,6 +33,7 @@ export class Replayer {
   /** replay sends every entry after `after`; it returns how many, and the head reached. */
   async replay(target: ReplayTarget, after: VersionVector | undefined) {
     const cursor = vectorFromProto(after);
+    let expired: Vector = new Map();
     let sent = 0;
     for (;;) {
       const page = await this.#persistence.readInbox({
@@ -40,6 +41,10 @@ export class Replayer {
         after: vectorToProto(cursor),
         limit: this.#pageSize,
       });
+      // Entries that expired before this device got them are skipped; the client is told.
+      expired = mergeMax(expired, vectorFromProto(page.expired));
+      for (const [region, seq] of expired)
+        if (seq > (cursor.get(region) ?? 0n)) cursor.set(region, seq);
       if (page.entries.length > 0) {
         await this.#fanout.toSession(target, [
           create(ServerFrameSchema, {
@@ -54,7 +59,12 @@ export class Replayer {
       if (!page.hasMore || page.entries.length === 0) {
         const head = page.head ?? vectorToProto(cursor);
         await this.#fanout.toSession(target, [
-          create(ServerFrameSchema, { kind: { case: "syncState", value: { inboxHead: head } } }),
+          create(ServerFrameSchema, {
+            kind: {
+              case: "syncState",
+              value: { inboxHead: head, expired: vectorToProto(expired) },
+            },
+          }),
         ]);
         return { entries: sent, head };
       }

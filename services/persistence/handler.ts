@@ -188,12 +188,12 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
   }
 
   async readInbox(req: ReadInboxRequest) {
-    const { entries, head, more } = await this.#d.inbox.read(
+    const { entries, head, more, expired } = await this.#d.inbox.read(
       req.userId,
       vectorFromProto(req.after),
       req.limit || 500,
     );
-    return { entries, head: vectorToProto(head), hasMore: more };
+    return { entries, head: vectorToProto(head), hasMore: more, expired: vectorToProto(expired) };
   }
 
   async writeReceipt(req: WriteReceiptRequest) {

@@ -153,6 +153,38 @@ test("a dead token is forgotten", async (t) => {
   t.deepEqual((await p.listPushTokens({ userId: "bob" })).tokens, []);
 });
 
+test("a replay skips what expired before the device got it, and says so", async (t) => {
+  let now = 1_000_000;
+  const app = buildPersistence({
+    store: new MemoryChatStore("us-east-1"),
+    inbox: new MemoryInboxStore("us-east-1", { retentionMs: 60_000, now: () => now }),
+    log: silentLogger,
+    metrics: createMetrics("p", { processMetrics: false }),
+  });
+  const p = inMemoryClient(app, PersistenceService);
+  await inboxFor(p, "bob", ["old1", "old2"]);
+  now += 120_000;
+  await inboxFor(p, "bob", ["new"]);
+  const channel = new MemoryDeliveryChannel();
+  const frames: string[] = [];
+  await channel.listen("gw", (payload) => {
+    for (const item of fromBinary(GatewayDeliverySchema, payload).items) {
+      const f = fromBinary(ServerFrameSchema, item.serverFrame);
+      if (f.kind.case === "deliveries") {
+        for (const e of f.kind.value.entries) frames.push(`entry ${e.seq}`);
+      } else if (f.kind.case === "syncState") {
+        frames.push(
+          `head ${f.kind.value.inboxHead?.seqs["us-east-1"]} expired ${f.kind.value.expired?.seqs["us-east-1"]}`,
+        );
+      }
+    }
+  });
+  const replayer = new Replayer(p, new Fanout(new MemorySessionRegistry(), channel), 500);
+  await replayer.replay({ userId: "bob", sessionId: "s", instanceId: "gw" }, undefined);
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(frames, ["entry 3", "head 3 expired 2"]);
+});
+
 test("a replay pages through the inbox after a vector, then reports the head", async (t) => {
   const p = persistence();
   const texts = Array.from({ length: 1_203 }, (_, i) => `m${i}`);

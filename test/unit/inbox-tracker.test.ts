@@ -81,3 +81,16 @@ test("copies of one send made in two regions are shown once", (t) => {
     "the copy still advances the position",
   );
 });
+
+test("skipping past expired entries releases what was held behind them", (t) => {
+  const tracker = new InboxTracker(new Map([["a", 1n]]));
+  t.deepEqual(tracker.accept([entry("a", 5n), entry("a", 6n)]), []);
+  const released = tracker.skipTo(new Map([["a", 4n]]));
+  t.deepEqual(
+    released.map((m) => m.seq),
+    [5n, 6n],
+  );
+  t.deepEqual(tracker.vector(), new Map([["a", 6n]]));
+  t.false(tracker.hasGap());
+  t.deepEqual(tracker.skipTo(new Map([["a", 2n]])), [], "never moves back");
+});
