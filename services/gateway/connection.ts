@@ -454,7 +454,19 @@ export class Connection {
   }
 
   #rpcError(requestId: number, err: unknown): void {
-    const ce = ConnectError.from(err);
+    let ce = ConnectError.from(err);
+    if (ce.code === Code.Canceled) {
+      // Clients cannot cancel requests, so a cancelled call means the service behind was
+      // interrupted (a task died or restarted): the request may or may not have taken
+      // effect, and retrying it (with the same client_msg_id for sends) is safe.
+      ce = new ConnectError(
+        "the request was interrupted; retry",
+        Code.Unavailable,
+        undefined,
+        [],
+        err,
+      );
+    }
     if (ce.code === Code.Internal || ce.code === Code.Unknown) {
       this.#host.log.error({ err, session: this.sessionId }, "request failed");
     }

@@ -11,11 +11,7 @@ import { createPushProvider } from "../notification/push/create.ts";
 import type { PushProvider } from "../notification/push/push-provider.ts";
 import { build as buildNotification } from "../notification/server.ts";
 import { build as buildPersistence } from "../persistence/server.ts";
-import { MemoryBus } from "../shared/adapters/memory/memory-bus.ts";
-import { MemoryChatStore } from "../shared/adapters/memory/memory-chat-store.ts";
-import { MemoryDeliveryChannel } from "../shared/adapters/memory/memory-delivery-channel.ts";
-import { MemoryInboxStore } from "../shared/adapters/memory/memory-inbox-store.ts";
-import { MemorySessionRegistry } from "../shared/adapters/memory/memory-session-registry.ts";
+import { openShared, openStores } from "../shared/backends.ts";
 import { createServiceClients } from "../shared/clients.ts";
 import {
   loadGatewayConfig,
@@ -97,11 +93,15 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       : (opts.log?.child({ service }) ?? silentLogger);
   const metricsFor = (service: string) => createMetrics(service, { processMetrics: false });
 
-  const store = new MemoryChatStore(region);
-  const inbox = new MemoryInboxStore(region);
-  const bus = new MemoryBus();
-  const registry = new MemorySessionRegistry();
-  const channel = opts.channel ?? new MemoryDeliveryChannel();
+  // Embedded backends by default; CHAT_STORE, CHAT_BUS and CHAT_REGISTRY work here too.
+  const {
+    store,
+    inbox,
+    close: closeStores,
+  } = openStores(persistenceConfig.backends.store, region, persistenceConfig.peers);
+  const shared = await openShared(persistenceConfig, logFor("backends"));
+  const { bus, registry } = shared;
+  const channel = opts.channel ?? shared.channel;
   const clients = createServiceClients(persistenceConfig.rpcTimeoutMs);
   const issuer = await startDevIssuer({ host, port: ports.issuer });
   const running: RunningService[] = [];
@@ -192,13 +192,16 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       async stop() {
         // Edge first: the gateway drains its clients while the services behind it still answer.
         for (const s of [...running].reverse()) await s.stop();
-        await bus.close();
+        await shared.close();
+        await closeStores();
         clients.close();
         await issuer.close();
       },
     };
   } catch (err) {
     for (const s of running.reverse()) await s.stop().catch(() => undefined);
+    await shared.close().catch(() => undefined);
+    await closeStores();
     clients.close();
     await issuer.close();
     throw err;

@@ -24,7 +24,7 @@ import type { ChatStore } from "./ports/chat-store.ts";
 import type { DeliveryChannel } from "./ports/delivery-channel.ts";
 import type { InboxStore } from "./ports/inbox-store.ts";
 import type { SessionRegistry } from "./ports/session-registry.ts";
-import { TOPICS } from "./topics.ts";
+import { TOPICS, topicNames } from "./topics.ts";
 
 /**
  * The adapters behind each port, chosen by configuration alone (CHAT_STORE, CHAT_BUS,
@@ -99,8 +99,16 @@ export function openRegistry(backend: RegistryBackend, log: Logger): Registry {
   }
 }
 
-/** openBus opens the bus of a bus backend (resolving MSK brokers if need be). */
-export async function openBus(backend: BusBackend, log: Logger): Promise<Bus> {
+/**
+ * openBus opens the bus of a bus backend (resolving MSK brokers if need be). Topics it may
+ * create are the region's own and their mirrored copies from `peers` (so consumers can
+ * subscribe before the replicator's first record).
+ */
+export async function openBus(
+  backend: BusBackend,
+  peers: readonly string[],
+  log: Logger,
+): Promise<Bus> {
   switch (backend.kind) {
     case "memory":
       return new MemoryBus();
@@ -111,7 +119,7 @@ export async function openBus(backend: BusBackend, log: Logger): Promise<Bus> {
           sessionTimeoutMs: backend.sessionTimeoutMs,
           maxWaitMs: backend.maxWaitMs,
           ensureTopics: backend.createTopics && {
-            names: Object.values(TOPICS).map((t) => t.name),
+            names: Object.values(TOPICS).flatMap((t) => topicNames(t, peers)),
             ...backend.createTopics,
           },
         },
@@ -156,7 +164,7 @@ export async function createShared(config: CommonConfig, log: Logger): Promise<S
 /** openShared opens the shared backends the configuration names, memory ones included. */
 export async function openShared(config: CommonConfig, log: Logger): Promise<Shared> {
   const registry = openRegistry(config.backends.registry, log);
-  const bus = await openBus(config.backends.bus, log);
+  const bus = await openBus(config.backends.bus, config.peers, log);
   return {
     bus,
     registry: registry.registry,

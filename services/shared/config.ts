@@ -166,6 +166,11 @@ export interface MessagingConfig extends CommonConfig {
   sweepIntervalMs: number;
   sweepMinAgeMs: number;
   sweepMaxAgeMs: number;
+  /**
+   * crashAfterAppend, for failure tests only: the process kills itself after persisting a
+   * message with this text and before publishing it (the dual-write hole).
+   */
+  crashAfterAppend?: string;
 }
 
 /** NotificationConfig configures notification. */
@@ -311,6 +316,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
       ...urls,
       PORT: port(8081),
       MAX_GROUP_SIZE: z.coerce.number().int().min(2).max(10_000).default(256),
+      FAULT_CRASH_AFTER_APPEND: z.string().min(1).optional(),
       SWEEP_INTERVAL_MS: ms(5_000),
       SWEEP_MIN_AGE_MS: ms(5_000),
       SWEEP_MAX_AGE_MS: ms(3_600_000),
@@ -324,6 +330,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     sweepMinAgeMs: e.SWEEP_MIN_AGE_MS,
     sweepMaxAgeMs: e.SWEEP_MAX_AGE_MS,
+    crashAfterAppend: e.FAULT_CRASH_AFTER_APPEND,
   };
 }
 

@@ -48,7 +48,7 @@ export class RawSocket {
   /** open connects with the given subprotocol(s) and closes the socket when the test ends. */
   static async open(
     t: ExecutionContext,
-    region: LocalRegion,
+    region: Pick<LocalRegion, "wsUrl">,
     protocols: string[] = ["connectchat.v1.proto"],
   ): Promise<RawSocket> {
     const ws = new WebSocket(region.wsUrl, protocols);
@@ -63,7 +63,11 @@ export class RawSocket {
   }
 
   /** hello authenticates as `userId` and waits for the welcome. */
-  async hello(region: LocalRegion, userId: string, deviceId = "raw"): Promise<ServerFrame> {
+  async hello(
+    region: Pick<LocalRegion, "token">,
+    userId: string,
+    deviceId = "raw",
+  ): Promise<ServerFrame> {
     this.send(1, { case: "hello", value: { token: await region.token(userId), deviceId } });
     return this.next((f) => f.kind.case === "welcome");
   }
@@ -74,6 +78,15 @@ export class RawSocket {
     this.ws.send(
       this.json ? toJsonString(ClientFrameSchema, frame) : toBinary(ClientFrameSchema, frame),
     );
+  }
+
+  /** keepAlive pings every `ms`, as a client's heartbeat does, until the socket closes. */
+  keepAlive(ms: number): void {
+    const timer = setInterval(() => {
+      if (this.closed) clearInterval(timer);
+      else this.send(0, { case: "ping", value: { nonce: 0n } });
+    }, ms);
+    this.ws.addEventListener("close", () => clearInterval(timer));
   }
 
   /** sendRaw writes anything at all. */
