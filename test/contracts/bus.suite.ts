@@ -22,7 +22,7 @@ class Collector {
   values() {
     return this.records.map((r) => dec.decode(r.value));
   }
-  until(pred: () => boolean, ms = 10_000): Promise<void> {
+  until(pred: () => boolean, ms = 30_000): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`timed out with ${this.records.length} records`)),
@@ -43,17 +43,22 @@ class Collector {
 let counter = 0;
 const uid = (p: string) => `${p}-${process.pid}-${++counter}`;
 
-/** BrokerControl lets a suite take a real backend's broker down and bring it back. */
-export interface BrokerControl {
+/**
+ * Outage gives a suite a backend of its own whose broker it can take down and bring back,
+ * so the outage cannot disturb the other tests.
+ */
+export type Outage = () => Promise<{
+  made: Awaited<ReturnType<BusFactory>>;
   down(): Promise<void>;
   up(): Promise<void>;
-}
+  stop(): Promise<void>;
+}>;
 
 /** busContract registers the Bus contract tests for one implementation. */
 export function busContract(
   name: string,
   factory: BusFactory,
-  opts: { broker?: BrokerControl } = {},
+  opts: { outage?: Outage } = {},
 ): void {
   const withBus = async (t: { teardown: (f: () => Promise<void>) => void }) => {
     const made = await factory();
@@ -307,44 +312,46 @@ export function busContract(
     );
   });
 
-  const broker = opts.broker;
-  if (broker) {
-    test.serial(
-      `${name}: a broker going down and coming back loses nothing acknowledged`,
-      async (t) => {
-        const { bus, topic } = await withBus(t);
-        const name = await topic(uid("outage"));
-        const seen = new Set<string>();
-        const got = new Collector();
-        await bus.subscribe({
-          groupId: uid("g"),
-          topics: [name],
-          fromBeginning: true,
-          handler: async (b) => {
-            // An idempotent consumer: redeliveries are recognised and shown once.
-            const fresh = b.filter((r) => !seen.has(dec.decode(r.value)));
-            for (const r of fresh) seen.add(dec.decode(r.value));
-            got.add(fresh);
-          },
-        });
-        const acked: string[] = [];
-        const produce = async (from: number, to: number) => {
-          for (let i = from; i < to; i++) {
-            await bus.publish(name, [{ key: `k${i % 7}`, value: enc.encode(`v${i}`) }]);
-            acked.push(`v${i}`);
-          }
-        };
-        await produce(0, 20);
-        await broker.down();
-        const during = produce(20, 40);
-        await new Promise((r) => setTimeout(r, 2_000));
-        await broker.up();
-        await during;
-        await produce(40, 60);
-        await got.until(() => seen.size >= 60, 30_000);
-        t.deepEqual([...seen].sort(), [...acked].sort(), "every acknowledged record arrived");
-        t.is(got.records.length, 60, "and was handled once");
-      },
-    );
+  const outage = opts.outage;
+  if (outage) {
+    test(`${name}: a broker going down and coming back loses nothing acknowledged`, async (t) => {
+      const broker = await outage();
+      t.teardown(async () => {
+        await broker.made.bus.close();
+        await broker.stop();
+      });
+      const { bus, topic } = broker.made;
+      const name = await topic(uid("outage"));
+      const seen = new Set<string>();
+      const got = new Collector();
+      await bus.subscribe({
+        groupId: uid("g"),
+        topics: [name],
+        fromBeginning: true,
+        handler: async (b) => {
+          // An idempotent consumer: redeliveries are recognised and shown once.
+          const fresh = b.filter((r) => !seen.has(dec.decode(r.value)));
+          for (const r of fresh) seen.add(dec.decode(r.value));
+          got.add(fresh);
+        },
+      });
+      const acked: string[] = [];
+      const produce = async (from: number, to: number) => {
+        for (let i = from; i < to; i++) {
+          await bus.publish(name, [{ key: `k${i % 7}`, value: enc.encode(`v${i}`) }]);
+          acked.push(`v${i}`);
+        }
+      };
+      await produce(0, 20);
+      await broker.down();
+      const during = produce(20, 40);
+      await new Promise((r) => setTimeout(r, 2_000));
+      await broker.up();
+      await during;
+      await produce(40, 60);
+      await got.until(() => seen.size >= 60, 30_000);
+      t.deepEqual([...seen].sort(), [...acked].sort(), "every acknowledged record arrived");
+      t.is(got.records.length, 60, "and was handled once");
+    });
   }
 }

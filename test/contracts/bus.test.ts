@@ -13,7 +13,7 @@ const librdkafka = requireLibrary("librdkafka.so.1", "apt-get install librdkafka
 let cluster: MockKafka | undefined;
 if (kafka.available && librdkafka.available) {
   test.before(async () => {
-    cluster = await startMockKafka({ brokers: 3 });
+    cluster = await startMockKafka({ brokers: 1 });
   });
   test.after.always(async () => {
     await cluster?.stop();
@@ -27,15 +27,31 @@ if (kafka.available && librdkafka.available) {
         silentLogger,
       ),
       topic: async (name) => {
-        await cluster?.createTopic(name, 4, 3);
+        await cluster?.createTopic(name, 4, 1);
         return name;
       },
     }),
     {
-      broker: {
-        // Broker 1 leads some partitions (and may coordinate the group).
-        down: async () => cluster?.down(1),
-        up: async () => cluster?.up(1),
+      outage: async () => {
+        // Three brokers, every partition on all of them; broker 1 leads some partitions and
+        // may coordinate the group.
+        const own = await startMockKafka({ brokers: 3 });
+        return {
+          made: {
+            bus: new KafkaBus(
+              { clientId: "outage", brokers: own.brokers },
+              { sessionTimeoutMs: 3_000, maxWaitMs: 100 },
+              silentLogger,
+            ),
+            topic: async (name) => {
+              await own.createTopic(name, 4, 3);
+              return name;
+            },
+          },
+          down: () => own.down(1),
+          up: () => own.up(1),
+          stop: () => own.stop(),
+        };
       },
     },
   );
