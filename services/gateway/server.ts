@@ -29,7 +29,7 @@ export const WS_PATH = "/ws";
 export interface GatewayAppDeps {
   config: {
     region: string;
-    peers: readonly string[];
+    mirrors: readonly string[];
     instanceId: string;
     heartbeatIntervalMs: number;
     sessionTtlMs: number;
@@ -246,7 +246,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       subscriptions.push(
         await consumePresenceChanged({
           bus: deps.bus,
-          peers: config.peers,
+          mirrors: config.mirrors,
           instanceId: config.instanceId,
           log,
           metrics,

@@ -20,7 +20,7 @@ import { Sweeper } from "./sweeper.ts";
 export interface MessagingAppDeps {
   config: {
     region: string;
-    peers: readonly string[];
+    mirrors: readonly string[];
     maxGroupSize: number;
     sweepIntervalMs: number;
     sweepMinAgeMs: number;
@@ -65,14 +65,16 @@ export function build(deps: MessagingAppDeps): ServiceApp {
     health: createAppHealth([MessagingService]),
     routes: (r) => r.service(MessagingService, handler),
     async start() {
-      const peers = config.peers;
+      const mirrors = config.mirrors;
       subscriptions.push(
         await consumeMessageStored({ bus, router, log, metrics }),
-        await consumeTyping({ bus, peers, fanout, log, metrics }),
-        await consumeReceiptUpdated({ bus, peers, fanout, log, metrics }),
+        await consumeTyping({ bus, mirrors, fanout, log, metrics }),
+        await consumeReceiptUpdated({ bus, mirrors, fanout, log, metrics }),
       );
-      if (peers.length > 0) {
-        subscriptions.push(await consumeRemoteInboxAppended({ bus, peers, fanout, log, metrics }));
+      if (mirrors.length > 0) {
+        subscriptions.push(
+          await consumeRemoteInboxAppended({ bus, mirrors, fanout, log, metrics }),
+        );
       }
       sweeper.start();
     },

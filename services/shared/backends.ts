@@ -101,12 +101,12 @@ export function openRegistry(backend: RegistryBackend, log: Logger): Registry {
 
 /**
  * openBus opens the bus of a bus backend (resolving MSK brokers if need be). Topics it may
- * create are the region's own and their mirrored copies from `peers` (so consumers can
- * subscribe before the replicator's first record).
+ * create are the region's own and their copies mirrored from other regions (`mirrors` are
+ * their prefixes), so consumers can subscribe before the replicator's first record.
  */
 export async function openBus(
   backend: BusBackend,
-  peers: readonly string[],
+  mirrors: readonly string[],
   log: Logger,
 ): Promise<Bus> {
   switch (backend.kind) {
@@ -119,7 +119,7 @@ export async function openBus(
           sessionTimeoutMs: backend.sessionTimeoutMs,
           maxWaitMs: backend.maxWaitMs,
           ensureTopics: backend.createTopics && {
-            names: Object.values(TOPICS).flatMap((t) => topicNames(t, peers)),
+            names: Object.values(TOPICS).flatMap((t) => topicNames(t, mirrors)),
             ...backend.createTopics,
           },
         },
@@ -164,7 +164,7 @@ export async function createShared(config: CommonConfig, log: Logger): Promise<S
 /** openShared opens the shared backends the configuration names, memory ones included. */
 export async function openShared(config: CommonConfig, log: Logger): Promise<Shared> {
   const registry = openRegistry(config.backends.registry, log);
-  const bus = await openBus(config.backends.bus, config.peers, log);
+  const bus = await openBus(config.backends.bus, config.mirrors, log);
   return {
     bus,
     registry: registry.registry,

@@ -12,20 +12,38 @@ const region = z
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
 const ms = (fallback: number) => z.coerce.number().int().min(1).max(86_400_000).default(fallback);
 const url = (fallback: string) => z.url({ protocol: /^https?$/ }).default(fallback);
-const regionList = z
+/**
+ * CHAT_PEER_REGIONS lists the other regions, comma-separated. A region's mirrored topics are
+ * named `<prefix>.<topic>`; the prefix is the region's name (as the local topic mirror names
+ * them) unless given as `region=prefix` (MSK Replicator prefixes the source cluster's alias).
+ */
+const peerList = z
   .string()
   .default("")
   .transform((s) =>
     s
       .split(",")
       .map((r) => r.trim())
-      .filter((r) => r !== ""),
+      .filter((r) => r !== "")
+      .map((entry) => {
+        const [region = "", prefix] = entry.split("=").map((x) => x.trim());
+        return { region, topicPrefix: prefix ?? region };
+      }),
   )
-  .pipe(z.array(region));
+  .pipe(
+    z.array(
+      z.object({
+        region,
+        topicPrefix: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, "topic prefixes are letters, digits, '.', '_' or '-'"),
+      }),
+    ),
+  );
 
 const common = {
   CHAT_REGION: region.default("local"),
-  CHAT_PEER_REGIONS: regionList,
+  CHAT_PEER_REGIONS: peerList,
   HOST: z.string().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   RPC_TIMEOUT_MS: ms(5_000),
@@ -132,7 +150,10 @@ export interface Backends {
 /** CommonConfig is what every service reads. */
 export interface CommonConfig {
   region: string;
+  /** peers are the other regions (whose replicated inbox entries this region reads). */
   peers: string[];
+  /** mirrors are the prefixes of the other regions' mirrored topics on this region's bus. */
+  mirrors: string[];
   host: string;
   port: number;
   logLevel: string;
@@ -216,7 +237,10 @@ function commonOf(
 ) {
   return {
     region: e.CHAT_REGION,
-    peers: e.CHAT_PEER_REGIONS.filter((r) => r !== e.CHAT_REGION),
+    peers: e.CHAT_PEER_REGIONS.filter((p) => p.region !== e.CHAT_REGION).map((p) => p.region),
+    mirrors: e.CHAT_PEER_REGIONS.filter((p) => p.region !== e.CHAT_REGION).map(
+      (p) => p.topicPrefix,
+    ),
     host: e.HOST,
     port: p,
     logLevel: e.LOG_LEVEL,

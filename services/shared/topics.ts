@@ -46,17 +46,22 @@ export const TOPICS = {
 } as const;
 
 /** mirroredName is the name a region's topic has in other regions (MirrorMaker 2 style). */
-export function mirroredName(sourceRegion: string, t: Topic): string {
-  return `${sourceRegion}.${t.name}`;
+export function mirroredName(prefix: string, t: Topic): string {
+  return `${prefix}.${t.name}`;
 }
 
 /** Sources says which copies of a topic a consumer reads: this region's, the peers', or both. */
 export type Sources = "local" | "peers" | "all";
 
 /** topicNames returns the names of a topic's copies a consumer reads. */
-export function topicNames(t: Topic, peers: readonly string[], sources: Sources = "all"): string[] {
+export function topicNames(
+  t: Topic,
+  mirrors: readonly string[],
+  sources: Sources = "all",
+): string[] {
   const local = sources === "peers" ? [] : [t.name];
-  const remote = t.mirrored && sources !== "local" ? peers.map((r) => mirroredName(r, t)) : [];
+  const remote =
+    t.mirrored && sources !== "local" ? mirrors.map((prefix) => mirroredName(prefix, t)) : [];
   return [...local, ...remote];
 }
 
@@ -79,14 +84,14 @@ export interface Event<T> {
 }
 
 /**
- * consumeEvents subscribes to a topic (and its mirrored copies from `peers`) and hands decoded
+ * consumeEvents subscribes to a topic (and its copies mirrored from other regions) and hands decoded
  * batches to the handler. A record that cannot be decoded is logged and skipped, so one poison
  * record never stalls a partition. Handler errors make the batch be redelivered.
  */
 export async function consumeEvents<S extends DescMessage>(opts: {
   bus: Bus;
   topic: Topic<S>;
-  peers?: readonly string[];
+  mirrors?: readonly string[];
   /** sources picks the copies to read (default: all of them). */
   sources?: Sources;
   groupId: string;
@@ -98,7 +103,7 @@ export async function consumeEvents<S extends DescMessage>(opts: {
   const { topic: t, log, metrics } = opts;
   return opts.bus.subscribe({
     groupId: opts.groupId,
-    topics: topicNames(t, opts.peers ?? [], opts.sources),
+    topics: topicNames(t, opts.mirrors ?? [], opts.sources),
     fromBeginning: opts.fromBeginning ?? true,
     handler: async (batch) => {
       const events: Array<Event<MessageShape<S>>> = [];

@@ -137,5 +137,17 @@ test("configuration errors name the variable and the bad value", (t) => {
     CHAT_REGION: "eu-west-1",
     CHAT_PEER_REGIONS: "us-east-1, eu-west-1",
   });
-  t.deepEqual([ok.region, ok.peers, ok.port], ["eu-west-1", ["us-east-1"], 8081]);
+  t.deepEqual(
+    [ok.region, ok.peers, ok.mirrors, ok.port],
+    ["eu-west-1", ["us-east-1"], ["us-east-1"], 8081],
+  );
+  const msk = loadMessagingConfig({
+    CHAT_REGION: "us-east-1",
+    CHAT_PEER_REGIONS: "eu-west-1=msk-chat-eu-a1b2c3,ap-south-1",
+  });
+  t.deepEqual(msk.peers, ["eu-west-1", "ap-south-1"]);
+  t.deepEqual(msk.mirrors, ["msk-chat-eu-a1b2c3", "ap-south-1"], "MSK Replicator's alias prefixes");
+  t.throws(() => loadMessagingConfig({ CHAT_PEER_REGIONS: "eu-west-1=bad prefix" }), {
+    message: /CHAT_PEER_REGIONS: topic prefixes are letters/,
+  });
 });

@@ -11,7 +11,7 @@ import { consumeEvents, TOPICS } from "../../shared/topics.ts";
  */
 export function consumePresenceChanged(deps: {
   bus: Bus;
-  peers: readonly string[];
+  mirrors: readonly string[];
   instanceId: string;
   onChange: (presence: Presence, region: string) => void;
   log: Logger;
@@ -20,7 +20,7 @@ export function consumePresenceChanged(deps: {
   return consumeEvents({
     bus: deps.bus,
     topic: TOPICS.presenceChanged,
-    peers: deps.peers,
+    mirrors: deps.mirrors,
     groupId: `gateway-presence-${deps.instanceId}`,
     fromBeginning: false,
     log: deps.log,

@@ -8,7 +8,7 @@ import { consumeEvents, type Sources, type Topic } from "../../shared/topics.ts"
 /** RelayDeps are what a relaying consumer needs. */
 export interface RelayDeps {
   bus: Bus;
-  peers: readonly string[];
+  mirrors: readonly string[];
   fanout: Fanout;
   log: Logger;
   metrics: Metrics;
@@ -31,7 +31,7 @@ export function relay<S extends DescMessage>(
   return consumeEvents({
     bus: deps.bus,
     topic: opts.topic,
-    peers: deps.peers,
+    mirrors: deps.mirrors,
     sources: opts.sources,
     groupId: opts.groupId,
     fromBeginning: opts.fromBeginning,
