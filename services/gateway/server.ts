@@ -102,10 +102,10 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       set?.delete(conn);
       if (set?.size === 0) byUser.delete(conn.userId);
       setWatch(conn, []);
-      registry.unregister(conn.session).then(
-        ({ lastOfUser }) => (lastOfUser ? conn.offline() : undefined),
-        (err) => log.warn({ err, session: conn.sessionId }, "could not unregister session"),
-      );
+      registry
+        .unregister(conn.session)
+        .then(({ lastOfUser }) => (lastOfUser ? conn.offline() : undefined))
+        .catch((err) => log.warn({ err, session: conn.sessionId }, "could not unregister session"));
     },
     watch(conn, users) {
       setWatch(

@@ -29,8 +29,11 @@ export interface ServeOptions {
 export interface ServiceServer {
   readonly port: number;
   readonly url: string;
-  /** close stops accepting, then ends open connections once in-flight requests finish. */
-  close(): Promise<void>;
+  /**
+   * close stops accepting connections and requests, waits up to `graceMs` for the requests in
+   * flight to finish, then ends every connection that is left.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /**
@@ -52,9 +55,23 @@ export async function serve(opts: ServeOptions): Promise<ServiceServer> {
       res.end("not found\n");
     },
   });
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, rpc);
+  // Requests in flight, so that close can let them finish.
+  let inflight = 0;
+  let idle: (() => void) | undefined;
+  const tracked = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    inflight++;
+    res.once("close", () => {
+      inflight--;
+      if (inflight === 0) idle?.();
+    });
+    rpc(req as never, res as never);
+  };
+  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, tracked);
   if (opts.upgrade) h1.on("upgrade", opts.upgrade);
-  const h2 = http2.createServer({}, rpc);
+  const h2 = http2.createServer({}, tracked);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -83,17 +100,20 @@ export async function serve(opts: ServeOptions): Promise<ServiceServer> {
   return {
     port,
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        h1.closeIdleConnections();
-        h2.close();
-        // Give in-flight requests a moment, then cut whatever is left (e.g. idle HTTP/2 sessions).
-        setTimeout(() => {
-          for (const s of sockets) s.destroy();
-        }, 1_000).unref();
-        if (sockets.size === 0) server.close();
-      }),
+    async close(graceMs = 10_000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      h2.close(); // GOAWAY: open HTTP/2 sessions take no new streams
+      h1.closeIdleConnections();
+      if (inflight > 0) {
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
+      // What is left is idle keep-alive connections and long-lived streams (health watches).
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
   };
 }
 

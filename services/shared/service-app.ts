@@ -33,8 +33,11 @@ export interface RunningService {
   readonly app: ServiceApp;
   readonly url: string;
   readonly port: number;
-  /** stop reports NOT_SERVING, stops the app's work, then closes the port. */
-  stop(): Promise<void>;
+  /**
+   * stop reports NOT_SERVING, stops the app's work, then closes the port, letting requests in
+   * flight finish (up to `graceMs`).
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 /** createAppHealth creates the health state for an app's services. */
@@ -72,11 +75,11 @@ export async function serveApp(
     app,
     url: server.url,
     port: server.port,
-    stop: () => {
+    stop: (graceMs?: number) => {
       stopping ??= (async () => {
         app.health.setServing(false);
         await app.stop();
-        await server.close();
+        await server.close(graceMs);
       })();
       return stopping;
     },

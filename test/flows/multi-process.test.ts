@@ -171,4 +171,33 @@ if (missing) {
       t.deepEqual(idaSaw.texts(dm.id), ["retried", "barrier"]);
     },
   );
+
+  test.serial(
+    "SIGTERM drains a gateway within its drain window; its clients move to the other",
+    async (t) => {
+      const r = region as ProcessRegion;
+      const [gw1, gw2] = r.gatewayUrls as [string, string];
+      const jo = client(t, "jo", [gw2, gw1]);
+      const kim = client(t, "kim", [gw1, gw2]);
+      const joSaw = new MessageRecorder(jo);
+      await jo.connect();
+      await kim.connect();
+      const dm = await kim.createDirect("jo");
+      await kim.send(dm.id, "before the drain");
+      await joSaw.count(1, dm.id, 15_000);
+      const told = jo.once("disconnected", (d) => d.code === 1012);
+      const moved = jo.once("connected");
+      const gateway = r.process("gateway-2");
+      const started = Date.now();
+      await gateway.stop();
+      const tookMs = Date.now() - started;
+      const [info] = await within(told, 5_000, "the drain's close");
+      t.is(info.code, 1012);
+      t.true(tookMs < 20_000, `the gateway exited ${tookMs} ms after SIGTERM, within DRAIN_MS`);
+      await within(moved, 15_000, "jo reconnecting to gateway 1");
+      await kim.send(dm.id, "after the drain");
+      await joSaw.count(2, dm.id, 15_000);
+      t.deepEqual(joSaw.texts(dm.id), ["before the drain", "after the drain"]);
+    },
+  );
 }
