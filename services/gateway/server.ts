@@ -20,6 +20,7 @@ import type { TokenVerifier } from "./auth.ts";
 import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL } from "./codec.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { consumePresenceChanged } from "./consumers/presence-changed.ts";
+import { watchEcsStop } from "./ecs-stop-watch.ts";
 import { GatewayHandler } from "./handler.ts";
 
 /** WS_PATH is where clients open their WebSocket. */
@@ -36,6 +37,7 @@ export interface GatewayAppDeps {
     maxFrameBytes: number;
     framesPerSecond: number;
     drainMs: number;
+    ecsMetadataUri?: string;
   };
   verifier: TokenVerifier;
   messaging: Client<typeof MessagingService>;
@@ -70,6 +72,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   const subscriptions: Subscription[] = [];
   const timers: NodeJS.Timeout[] = [];
   let stopListening: (() => Promise<void>) | undefined;
+  let stopWatching: (() => void) | undefined;
   let draining = false;
   const health = createAppHealth([GatewayService]);
 
@@ -263,6 +266,17 @@ export function build(deps: GatewayAppDeps): GatewayApp {
           .catch((err) => log.warn({ err }, "session refresh failed"));
       await refresh();
       timers.push(setInterval(refresh, Math.max(1_000, config.sessionTtlMs / 3)));
+      if (config.ecsMetadataUri) {
+        stopWatching = watchEcsStop({
+          metadataUri: config.ecsMetadataUri,
+          intervalMs: 2_000,
+          onStopping: () => {
+            log.info("ECS is stopping this task: draining");
+            void drain();
+          },
+          onError: (err) => log.debug({ err }, "ECS task metadata unavailable"),
+        });
+      }
       timers.push(
         setInterval(() => {
           const deadline = Date.now() - 3 * config.heartbeatIntervalMs;
@@ -271,6 +285,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       );
     },
     async stop() {
+      stopWatching?.();
       await drain();
       for (const t of timers.splice(0)) clearInterval(t);
       await Promise.all(subscriptions.splice(0).map((s) => s.close()));

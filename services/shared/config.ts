@@ -178,6 +178,8 @@ export interface GatewayConfig extends CommonConfig {
   maxFrameBytes: number;
   drainMs: number;
   framesPerSecond: number;
+  /** ecsMetadataUri is set by ECS; the gateway watches it to drain before being stopped. */
+  ecsMetadataUri?: string;
 }
 
 /** MessagingConfig configures messaging. */
@@ -300,25 +302,58 @@ function backendsOf(
   return { store, registry, bus };
 }
 
+/** SHAPES are the variables each service reads, with their validation and defaults. */
+const SHAPES = {
+  gateway: {
+    ...common,
+    ...backends,
+    ...urls,
+    PORT: port(8080),
+    AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }),
+    AUTH_ISSUER: z.string().min(1).optional(),
+    AUTH_AUDIENCE: z.string().min(1).optional(),
+    HEARTBEAT_INTERVAL_MS: ms(15_000),
+    SESSION_TTL_MS: ms(60_000),
+    MAX_FRAME_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(65_536),
+    DRAIN_MS: ms(20_000),
+    FRAMES_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(50),
+    ECS_CONTAINER_METADATA_URI_V4: z.url({ protocol: /^https?$/ }).optional(),
+  },
+  messaging: {
+    ...common,
+    ...backends,
+    ...urls,
+    PORT: port(8081),
+    MAX_GROUP_SIZE: z.coerce.number().int().min(2).max(10_000).default(256),
+    FAULT_CRASH_AFTER_APPEND: z.string().min(1).optional(),
+    SWEEP_INTERVAL_MS: ms(5_000),
+    SWEEP_MIN_AGE_MS: ms(5_000),
+    SWEEP_MAX_AGE_MS: ms(3_600_000),
+  },
+  notification: {
+    ...common,
+    ...backends,
+    ...urls,
+    PORT: port(8082),
+    PUSH_PROVIDER: z.enum(["log", "webhook"]).default("log"),
+    PUSH_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+    PUSH_DELAY_MS: ms(10_000),
+    REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  },
+  persistence: { ...common, ...backends, PORT: port(8083) },
+};
+
+/** VARIABLES names every environment variable each service reads (for docs and deploy checks). */
+export const VARIABLES: Record<keyof typeof SHAPES, string[]> = {
+  gateway: Object.keys(SHAPES.gateway),
+  messaging: Object.keys(SHAPES.messaging),
+  notification: Object.keys(SHAPES.notification),
+  persistence: Object.keys(SHAPES.persistence),
+};
+
 /** loadGatewayConfig reads the gateway's configuration from `env`. */
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const e = parse(
-    {
-      ...common,
-      ...backends,
-      ...urls,
-      PORT: port(8080),
-      AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }),
-      AUTH_ISSUER: z.string().min(1).optional(),
-      AUTH_AUDIENCE: z.string().min(1).optional(),
-      HEARTBEAT_INTERVAL_MS: ms(15_000),
-      SESSION_TTL_MS: ms(60_000),
-      MAX_FRAME_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(65_536),
-      DRAIN_MS: ms(20_000),
-      FRAMES_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(50),
-    },
-    env,
-  );
+  const e = parse(SHAPES.gateway, env);
   return {
     ...commonOf(e, e.PORT, "gateway"),
     urls: urlsOf(e),
@@ -328,25 +363,13 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxFrameBytes: e.MAX_FRAME_BYTES,
     drainMs: e.DRAIN_MS,
     framesPerSecond: e.FRAMES_PER_SECOND,
+    ecsMetadataUri: e.ECS_CONTAINER_METADATA_URI_V4,
   };
 }
 
 /** loadMessagingConfig reads messaging's configuration from `env`. */
 export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): MessagingConfig {
-  const e = parse(
-    {
-      ...common,
-      ...backends,
-      ...urls,
-      PORT: port(8081),
-      MAX_GROUP_SIZE: z.coerce.number().int().min(2).max(10_000).default(256),
-      FAULT_CRASH_AFTER_APPEND: z.string().min(1).optional(),
-      SWEEP_INTERVAL_MS: ms(5_000),
-      SWEEP_MIN_AGE_MS: ms(5_000),
-      SWEEP_MAX_AGE_MS: ms(3_600_000),
-    },
-    env,
-  );
+  const e = parse(SHAPES.messaging, env);
   return {
     ...commonOf(e, e.PORT, "messaging"),
     urls: urlsOf(e),
@@ -360,19 +383,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
 
 /** loadNotificationConfig reads notification's configuration from `env`. */
 export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): NotificationConfig {
-  const e = parse(
-    {
-      ...common,
-      ...backends,
-      ...urls,
-      PORT: port(8082),
-      PUSH_PROVIDER: z.enum(["log", "webhook"]).default("log"),
-      PUSH_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
-      PUSH_DELAY_MS: ms(10_000),
-      REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
-    },
-    env,
-  );
+  const e = parse(SHAPES.notification, env);
   if (e.PUSH_PROVIDER === "webhook" && !e.PUSH_WEBHOOK_URL) {
     throw new ConfigError(
       "invalid configuration:\n  PUSH_WEBHOOK_URL: required when PUSH_PROVIDER=webhook",
@@ -388,6 +399,6 @@ export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): No
 
 /** loadPersistenceConfig reads persistence's configuration from `env`. */
 export function loadPersistenceConfig(env: NodeJS.ProcessEnv = process.env): PersistenceConfig {
-  const e = parse({ ...common, ...backends, PORT: port(8083) }, env);
+  const e = parse(SHAPES.persistence, env);
   return commonOf(e, e.PORT, "persistence");
 }

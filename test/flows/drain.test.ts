@@ -1,4 +1,5 @@
-import { request } from "node:http";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import test from "ava";
 import { RawSocket } from "../support/raw-socket.ts";
 import { connect, within, withRegion } from "../support/region.ts";
@@ -96,3 +97,29 @@ function upgradeStatus(url: string): Promise<number> {
     req.end();
   });
 }
+
+test("a gateway drains as soon as ECS decides to stop its task, before the load balancer cuts its sockets", async (t) => {
+  let desired = "RUNNING";
+  const metadata = createServer((req, res) => {
+    res.writeHead(req.url === "/task" ? 200 : 404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ DesiredStatus: desired, KnownStatus: "RUNNING" }));
+  });
+  await new Promise<void>((r) => metadata.listen(0, "127.0.0.1", r));
+  t.teardown(() => metadata.close());
+  const region = await withRegion(t, {
+    env: {
+      ECS_CONTAINER_METADATA_URI_V4: `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`,
+    },
+  });
+  const raw = await RawSocket.open(t, region);
+  await raw.hello(region, "ann");
+  desired = "STOPPED";
+  const goAway = await raw.next((f) => f.kind.case === "goAway", 10_000);
+  t.is(goAway.kind.case, "goAway");
+  await t.throwsAsync(
+    raw.next(() => false, 5_000),
+    { message: /socket closed \(1012/ },
+  );
+  const health = await fetch(`${region.urls.gateway}/healthz`);
+  t.is(health.status, 503, "the task reports NOT_SERVING while it waits for SIGTERM");
+});
