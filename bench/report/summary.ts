@@ -1,0 +1,150 @@
+import type { StepResult } from "../load/step.ts";
+import type { BenchResults, TargetResult } from "./results.ts";
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+/** GOALS are the targets for Connect Chat on embedded backends, in one region. */
+export const GOALS = {
+  rawWsShare: 0.5,
+  p99AtHalfMaxMs: 20,
+  idleBytes: 8 * 1024,
+} as const;
+
+/** summarize writes the markdown summary of a run: comparison, goals, and every step. */
+export function summarize(r: BenchResults, chartFile: string): string {
+  const by = new Map(r.targets.map((t) => [t.name, t]));
+  const raw = by.get("raw-ws");
+  const sio = by.get("socket.io");
+  const p = r.params;
+  const lines: string[] = [
+    `# Connect Chat benchmark, ${r.startedAt.slice(0, 10)}`,
+    "",
+    `- Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, ${r.machine.os}, Node ${r.machine.node}.`,
+    `- ${p.pinned ? "Each target (and its backends) pinned to CPU 0, the load generator to CPU 1." : "Not pinned: targets and the load generator share every CPU."}`,
+    `- Command: \`${r.command}\` at ${r.commit}.`,
+    `- Scenario: ${fmt(p.connections)} connections (one device per user) in groups of ${p.groupSize}; every send reaches all ${p.groupSize} member devices, the sender's included; ${p.messageBytes}-byte texts; open-loop sends at a fixed offered rate, latency measured from the intended send time. Each step: ${p.warmupSeconds} s warm-up, ${p.durationSeconds} s measured. A rate is sustained when ≥ 95% of offered deliveries arrive in the window, none is lost or refused, and p99 send→delivery ≤ ${p.sloP99Ms} ms.`,
+    "",
+    "| target | max sustained deliveries/s | send→delivery p50 / p99 / p99.9 at half max | send→ack p99 at half max | server CPU s per 1000 deliveries | memory per idle connection |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const t of r.targets) lines.push(row(t, raw, sio));
+  lines.push("");
+  for (const t of r.targets) {
+    if (t.skipped) lines.push(`- ${t.name} skipped: ${t.skipped}`);
+    if (t.error) lines.push(`- ${t.name} failed: ${t.error.split("\n")[0]}`);
+  }
+  const cc = by.get("connect-chat");
+  if (cc?.sweep?.maxSustained) {
+    lines.push("", "Goals for Connect Chat on embedded backends:", "", ...goals(cc, raw, sio), "");
+  }
+  lines.push(`![send→delivery latency against offered load](${chartFile})`, "", "## Targets", "");
+  for (const t of r.targets) lines.push(`- **${t.name}**: ${t.description}`);
+  lines.push("", "## Every step", "");
+  lines.push(
+    "| target | offered sends/s | offered deliveries/s | achieved deliveries/s | delivery p50 / p99 (ms) | ack p99 (ms) | server CPU | load CPU | CPU s / 1000 | verdict |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const t of r.targets) {
+    for (const s of t.sweep?.steps ?? []) {
+      lines.push(
+        `| ${t.name} | ${fmt(s.offeredSendsPerSecond)} | ${fmt(s.offeredDeliveriesPerSecond)} | ${fmt(s.achievedDeliveriesPerSecond)} | ${ms(s.delivery.p50)} / ${ms(s.delivery.p99)} | ${ms(s.ack.p99)} | ${s.serverCpuPercent}% | ${s.loadCpuPercent}% | ${s.cpuSecondsPer1000Deliveries} | ${s.sustained ? "sustained" : s.why} |`,
+      );
+    }
+  }
+  lines.push("");
+  for (const t of r.targets) {
+    const i = t.idle;
+    if (!i) continue;
+    lines.push(
+      `- ${t.name}: ${fmt(i.connections)} idle connections opened in ${i.connectSeconds.toFixed(1)} s (after a warm-up wave of ${fmt(i.warmupConnections)}); server RSS after GC ${mib(i.rssBeforeBytes)} → ${mib(i.rssAfterBytes)}: ${fmt(i.perConnectionBytes)} B per connection (JS heap ${fmt(i.heapPerConnectionBytes)} B, buffers ${fmt(i.externalPerConnectionBytes)} B; with child processes ${fmt(i.treePerConnectionBytes)} B).`,
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
+}
+
+function row(t: TargetResult, raw?: TargetResult, sio?: TargetResult): string {
+  if (t.skipped || t.error) return `| ${t.name} | ${t.skipped ? "skipped" : "failed"} | | | | |`;
+  const max = t.sweep?.maxSustained;
+  const half = t.sweep?.halfMax;
+  const ratio = (mine?: number, theirs?: number) =>
+    mine && theirs ? `${(mine / theirs).toFixed(2)}×` : "";
+  const vs = (mine: number | undefined, get: (t: TargetResult) => number | undefined) =>
+    [raw, sio]
+      .filter((o): o is TargetResult => o !== undefined && o.name !== t.name)
+      .map((o) => {
+        const x = ratio(mine, get(o));
+        return x && `${x} ${o.name}`;
+      })
+      .filter(Boolean)
+      .join(", ");
+  const maxD = max?.achievedDeliveriesPerSecond;
+  const cpu = half?.cpuSecondsPer1000Deliveries;
+  const mem = t.idle?.perConnectionBytes;
+  const cell = (value: string, comparison: string) =>
+    comparison ? `${value} (${comparison})` : value;
+  return [
+    "",
+    t.name,
+    max
+      ? cell(
+          fmt(maxD ?? 0),
+          vs(maxD, (o) => o.sweep?.maxSustained?.achievedDeliveriesPerSecond),
+        )
+      : "none",
+    half
+      ? `${ms(half.delivery.p50)} / ${ms(half.delivery.p99)} / ${ms(half.delivery.p999)} ms`
+      : "",
+    half ? `${ms(half.ack.p99)} ms` : "",
+    cpu !== undefined
+      ? cell(
+          String(cpu),
+          vs(cpu, (o) => o.sweep?.halfMax?.cpuSecondsPer1000Deliveries),
+        )
+      : "",
+    mem !== undefined
+      ? cell(
+          kib(mem),
+          vs(mem, (o) => o.idle?.perConnectionBytes),
+        )
+      : "",
+    "",
+  ]
+    .join(" | ")
+    .trim();
+}
+
+function goals(cc: TargetResult, raw?: TargetResult, sio?: TargetResult): string[] {
+  const mark = (ok: boolean) => (ok ? "met" : "**not met**");
+  const out: string[] = [];
+  const mine = cc.sweep?.maxSustained?.achievedDeliveriesPerSecond ?? 0;
+  const rawMax = raw?.sweep?.maxSustained?.achievedDeliveriesPerSecond;
+  if (rawMax) {
+    const share = mine / rawMax;
+    out.push(
+      `- At least half of raw-ws's deliveries/s: ${(share * 100).toFixed(0)}% (${fmt(mine)} of ${fmt(rawMax)}): ${mark(share >= GOALS.rawWsShare)}.`,
+    );
+  }
+  const sioMax = sio?.sweep?.maxSustained?.achievedDeliveriesPerSecond;
+  if (sioMax) {
+    out.push(
+      `- More deliveries/s than Socket.IO: ${fmt(mine)} against ${fmt(sioMax)}: ${mark(mine > sioMax)}.`,
+    );
+  }
+  const half: StepResult | undefined = cc.sweep?.halfMax;
+  if (half) {
+    out.push(
+      `- p99 send→delivery under ${GOALS.p99AtHalfMaxMs} ms at half the maximum rate: ${ms(half.delivery.p99)} ms: ${mark(half.delivery.p99 < GOALS.p99AtHalfMaxMs)}.`,
+    );
+  }
+  const idle = cc.idle;
+  if (idle) {
+    out.push(
+      `- At most 8 KiB of gateway memory per idle connection (${fmt(idle.connections)} connections): ${kib(idle.perConnectionBytes)}: ${mark(idle.perConnectionBytes <= GOALS.idleBytes)}.`,
+    );
+  }
+  return out;
+}

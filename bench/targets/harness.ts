@@ -1,0 +1,63 @@
+import type { TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
+
+/** Started is a target server that is up: where clients connect, and how to stop it. */
+export interface Started {
+  /** url is the WebSocket (or Socket.IO) URL clients connect to. */
+  url: string;
+  /** description says what runs, for the results. */
+  description: string;
+  /** tokens returns what each user presents to authenticate (the user id when there is no auth). */
+  tokens(users: string[]): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * runTarget is the entry of a target process: it starts the server, reports where it listens,
+ * and answers the benchmark's requests over IPC until told to stop (or the parent goes away).
+ */
+export async function runTarget(start: () => Promise<Started>): Promise<void> {
+  const send = (m: TargetMessage) => process.send?.(m);
+  if (!process.send) throw new Error("a benchmark target runs as a child of `npm run bench`");
+  let started: Started;
+  try {
+    started = await start();
+  } catch (err) {
+    send({
+      type: "failed",
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    process.exit(1);
+  }
+  const stop = async () => {
+    await started.stop().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on("disconnect", stop);
+  process.on("SIGTERM", stop);
+  process.on("message", async (req: TargetRequest) => {
+    try {
+      if (req.type === "tokens") {
+        send({ type: "reply", id: req.id, tokens: await started.tokens(req.users) });
+      } else if (req.type === "memory") {
+        send({ type: "reply", id: req.id, memory: collectMemory() });
+      } else if (req.type === "stop") {
+        await started.stop();
+        send({ type: "reply", id: req.id });
+        process.exit(0);
+      }
+    } catch (err) {
+      send({ type: "reply", id: req.id, error: String(err) });
+    }
+  });
+  send({ type: "ready", url: started.url, description: started.description });
+}
+
+function collectMemory(): TargetMemory {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("the target must run with --expose-gc");
+  // Twice: the first collection's finalizers free more for the second.
+  gc();
+  gc();
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external };
+}
