@@ -3,15 +3,17 @@ import { type CallOptions, type Client, Code, ConnectError } from "@connectrpc/c
 import type { WebSocket } from "ws";
 import {
   type ClientFrame,
+  type ConversationPosition,
   ErrorCode,
+  type Error as ErrorFrame,
   type Hello,
   type ServerFrame,
   ServerFrameSchema,
 } from "../../gen/chat/v1/client_pb.ts";
 import { ConnectReason } from "../../gen/chat/v1/events_pb.ts";
-import type { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
+import type { MessagingService, Outcome, SendOutcome } from "../../gen/chat/v1/messaging_pb.ts";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
-import type { Presence, VersionVector } from "../../gen/chat/v1/types_pb.ts";
+import type { MessageDraft, Presence, VersionVector } from "../../gen/chat/v1/types_pb.ts";
 import { isRetryableCode } from "../shared/errors.ts";
 import type { HybridClock } from "../shared/hlc.ts";
 import { randomId } from "../shared/ids.ts";
@@ -52,6 +54,9 @@ export interface ConnectionHost {
   readonly maxBufferedBytes: number;
   readonly verifier: TokenVerifier;
   readonly messaging: Client<typeof MessagingService>;
+  /** sendMessage and markDelivered go out batched with other connections' (see Batcher). */
+  sendMessage(actor: Actor, draft: MessageDraft): Promise<SendOutcome>;
+  markDelivered(actor: Actor, conversations: ConversationPosition[]): Promise<Outcome>;
   readonly notification: Client<typeof NotificationService>;
   readonly bus: Pick<Bus, "publish">;
   readonly clock: HybridClock;
@@ -328,7 +333,8 @@ export class Connection {
     };
     switch (k.case) {
       case "send": {
-        const res = await messaging.sendMessage({ draft: k.value }, opts);
+        const res = await this.#host.sendMessage(this.#actor(), k.value);
+        if (res.error) throw outcomeError(res.error);
         return answer({ case: "sendResult", value: present(res.message) });
       }
       case "createConversation": {
@@ -363,7 +369,8 @@ export class Connection {
       }
       case "ack": {
         if (k.value.conversations.length > 0) {
-          await messaging.markDelivered({ conversations: k.value.conversations }, opts);
+          const res = await this.#host.markDelivered(this.#actor(), k.value.conversations);
+          if (res.error) throw outcomeError(res.error);
         }
         return ok();
       }
@@ -399,6 +406,10 @@ export class Connection {
         this.#error(id, ErrorCode.UNIMPLEMENTED, `frame kind ${String(k.case)} is not supported`);
         return;
     }
+  }
+
+  #actor(): Actor {
+    return { userId: this.userId, deviceId: this.deviceId };
   }
 
   /** requestReplay asks notification (via user.connected) to replay the inbox after `inbox`. */
@@ -487,6 +498,17 @@ export class Connection {
       }),
     );
   }
+}
+
+/** Actor is who a batched request acts for. */
+export interface Actor {
+  userId: string;
+  deviceId: string;
+}
+
+/** outcomeError turns the error of one item of a batch into the error of a request. */
+function outcomeError(e: ErrorFrame): ConnectError {
+  return new ConnectError(e.message, e.code as number as Code);
 }
 
 /** present unwraps a response field the callee always sets. */

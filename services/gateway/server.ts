@@ -1,14 +1,19 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
 import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
 import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
 import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
-import type { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
+import type {
+  BatchDeliveredItemSchema,
+  BatchSendItemSchema,
+  MessagingService,
+} from "../../gen/chat/v1/messaging_pb.ts";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
 import type { Presence } from "../../gen/chat/v1/types_pb.ts";
+import { Batcher } from "../shared/batcher.ts";
 import { createHybridClock } from "../shared/hlc.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Metrics } from "../shared/metrics.ts";
@@ -76,6 +81,20 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   let draining = false;
   const health = createAppHealth([GatewayService]);
 
+  // Sends and acks of every connection leave in shared batches: one RPC carries many.
+  const sends = new Batcher({
+    maxBatch: 500,
+    maxInflight: 4,
+    run: async (items: MessageInitShape<typeof BatchSendItemSchema>[]) =>
+      (await deps.messaging.batchSendMessages({ items })).outcomes,
+  });
+  const acks = new Batcher({
+    maxBatch: 500,
+    maxInflight: 2,
+    run: async (items: MessageInitShape<typeof BatchDeliveredItemSchema>[]) =>
+      (await deps.messaging.batchMarkDelivered({ items })).outcomes,
+  });
+
   const host: ConnectionHost = {
     instanceId: config.instanceId,
     region: config.region,
@@ -86,6 +105,8 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     verifier: deps.verifier,
     messaging: deps.messaging,
     notification: deps.notification,
+    sendMessage: (actor, draft) => sends.add({ actor, draft }),
+    markDelivered: (actor, conversations) => acks.add({ actor, conversations }),
     bus: deps.bus,
     clock: createHybridClock(),
     log,

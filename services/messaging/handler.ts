@@ -6,9 +6,17 @@ import {
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import type { MarkRead } from "../../gen/chat/v1/client_pb.ts";
+import {
+  type ConversationPosition,
+  type ErrorCode,
+  type Error as ErrorFrame,
+  ErrorSchema,
+  type MarkRead,
+} from "../../gen/chat/v1/client_pb.ts";
 import type {
   AddMembersRequest,
+  BatchMarkDeliveredRequest,
+  BatchSendMessagesRequest,
   CreateConversationRequest,
   GetConversationRequest,
   GetHistoryRequest,
@@ -28,16 +36,21 @@ import {
   ConversationKind,
   MembershipAction,
   type Message,
+  type MessageDraft,
   type Presence,
   PresenceSchema,
+  type Receipt,
   ReceiptKind,
+  ReceiptSchema,
   type VersionVector,
 } from "../../gen/chat/v1/types_pb.ts";
 import {
   failedPrecondition,
   invalidArgument,
+  isRetryableCode,
   notFound,
   permissionDenied,
+  toConnectError,
 } from "../shared/errors.ts";
 import { directConversationId, groupConversationId } from "../shared/ids.ts";
 import { type Caller, callerOf } from "../shared/interceptors.ts";
@@ -73,22 +86,28 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   async sendMessage(req: SendMessageRequest, ctx: HandlerContext) {
-    const caller = callerOf(ctx);
     const draft = req.draft;
     if (!draft) throw invalidArgument("draft: required");
-    const conversation = await this.#memberOf(draft.conversationId, caller);
-    const { message, duplicate } = await this.#d.persistence.appendMessage({
-      conversationId: draft.conversationId,
-      senderId: caller.userId,
-      senderDeviceId: caller.deviceId,
-      clientMsgId: draft.clientMsgId,
-      seenHlc: draft.seenHlc,
-      content: { case: "text", value: draft.text },
+    const [outcome] = await this.#send([{ actor: callerOf(ctx), draft }]);
+    if (!outcome || outcome.error)
+      throw outcome?.error ?? new ConnectError("no outcome", Code.Internal);
+    return { message: outcome.message, duplicate: outcome.duplicate };
+  }
+
+  async batchSendMessages(req: BatchSendMessagesRequest) {
+    const items = req.items.map((item, i) => {
+      if (!item.actor || !item.draft)
+        throw invalidArgument(`items[${i}]: actor and draft are required`);
+      return { actor: item.actor, draft: item.draft };
     });
-    if (!message) throw new ConnectError("persistence returned no message", Code.Internal);
-    // A duplicate is published again: the first attempt may have died before publishing.
-    await this.#stored(message, conversation.memberIds);
-    return { message, duplicate };
+    const outcomes = await this.#send(items);
+    return {
+      outcomes: outcomes.map((o) => ({
+        message: o.message,
+        duplicate: o.duplicate,
+        error: o.error && errorFrame(o.error),
+      })),
+    };
   }
 
   async createConversation(req: CreateConversationRequest, ctx: HandlerContext) {
@@ -130,7 +149,11 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       clientMsgId: c.clientMsgId,
       senderDeviceId: caller.deviceId,
     });
-    if (res.message) await this.#stored(res.message, res.conversation?.memberIds ?? memberIds);
+    if (res.message) {
+      await this.#stored([
+        { message: res.message, recipientIds: res.conversation?.memberIds ?? memberIds },
+      ]);
+    }
     return { conversation: res.conversation };
   }
 
@@ -156,7 +179,9 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       content: { case: "membership", value: { action: MembershipAction.ADDED, userIds: added } },
     });
     const after = await this.#conversation(change.conversationId);
-    if (res.message) await this.#stored(res.message, union(after.memberIds, added));
+    if (res.message) {
+      await this.#stored([{ message: res.message, recipientIds: union(after.memberIds, added) }]);
+    }
     return { conversation: after };
   }
 
@@ -188,7 +213,9 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       },
     });
     // The removed members hear of their removal, then nothing more.
-    if (res.message) await this.#stored(res.message, conversation.memberIds);
+    if (res.message) {
+      await this.#stored([{ message: res.message, recipientIds: conversation.memberIds }]);
+    }
     return { conversation: await this.#conversation(change.conversationId) };
   }
 
@@ -214,13 +241,20 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   async markDelivered(req: MarkDeliveredRequest, ctx: HandlerContext) {
-    const caller = callerOf(ctx);
-    await Promise.all(
-      req.conversations.map((p) =>
-        this.#receipt(caller, p.conversationId, ReceiptKind.DELIVERED, p.upTo),
-      ),
-    );
+    const [error] = await this.#delivered([
+      { actor: callerOf(ctx), conversations: req.conversations },
+    ]);
+    if (error) throw error;
     return {};
+  }
+
+  async batchMarkDelivered(req: BatchMarkDeliveredRequest) {
+    const items = req.items.map((item, i) => {
+      if (!item.actor) throw invalidArgument(`items[${i}].actor: required`);
+      return { actor: item.actor, conversations: item.conversations };
+    });
+    const errors = await this.#delivered(items);
+    return { outcomes: errors.map((e) => ({ error: e && errorFrame(e) })) };
   }
 
   async markRead(req: MarkReadRequest, ctx: HandlerContext) {
@@ -270,12 +304,128 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     return { users };
   }
 
-  /** stored publishes message.stored; the send is acknowledged only after this resolves. */
-  async #stored(message: Message, recipientIds: string[]) {
-    await this.#d.hooks?.afterAppend?.(message);
-    await publishEvents(this.#d.bus, TOPICS.messageStored, [
-      { key: message.conversationId, value: { message, recipientIds } },
-    ]);
+  /**
+   * send authorizes and appends a batch of sends (one conversation read and one append call
+   * for all of them) and publishes their message.stored events together. A send is
+   * acknowledged only once its event is on the bus; a duplicate is published again, as the
+   * first attempt may have died before publishing.
+   */
+  async #send(items: Array<{ actor: Caller; draft: MessageDraft }>): Promise<SendResult[]> {
+    const results: SendResult[] = items.map(() => ({ duplicate: false }));
+    const conversations = await this.#conversations(items.map((i) => i.draft.conversationId));
+    const appends: number[] = [];
+    items.forEach(({ actor, draft }, i) => {
+      if (conversations.get(draft.conversationId)?.memberIds.includes(actor.userId)) {
+        appends.push(i);
+      } else {
+        results[i] = { duplicate: false, error: notMember(draft.conversationId) };
+      }
+    });
+    if (appends.length === 0) return results;
+    const { outcomes } = await this.#d.persistence.batchAppendMessages({
+      items: appends.map((i) => {
+        const { actor, draft } = items[i] as (typeof items)[number];
+        return {
+          conversationId: draft.conversationId,
+          senderId: actor.userId,
+          senderDeviceId: actor.deviceId,
+          clientMsgId: draft.clientMsgId,
+          seenHlc: draft.seenHlc,
+          content: { case: "text", value: draft.text },
+        };
+      }),
+    });
+    const stored: Array<{ message: Message; recipientIds: string[] }> = [];
+    appends.forEach((i, j) => {
+      const o = outcomes[j];
+      if (o?.message) {
+        results[i] = { message: o.message, duplicate: o.duplicate };
+        const members = conversations.get(o.message.conversationId)?.memberIds ?? [];
+        stored.push({ message: o.message, recipientIds: members });
+      } else {
+        results[i] = {
+          duplicate: false,
+          error: new ConnectError(
+            o?.errorMessage || "persistence returned no message",
+            (o?.errorCode as Code | undefined) || Code.Internal,
+          ),
+        };
+      }
+    });
+    await this.#stored(stored);
+    return results;
+  }
+
+  /** stored publishes message.stored; the sends are acknowledged only after this resolves. */
+  async #stored(stored: Array<{ message: Message; recipientIds: string[] }>) {
+    if (stored.length === 0) return;
+    for (const s of stored) await this.#d.hooks?.afterAppend?.(s.message);
+    await publishEvents(
+      this.#d.bus,
+      TOPICS.messageStored,
+      stored.map((s) => ({ key: s.message.conversationId, value: s })),
+    );
+  }
+
+  /**
+   * delivered advances the delivered receipts of a batch of acks (one conversation read and
+   * one write call for all of them) and publishes those that moved. Each item gets the first
+   * error among its conversations; the others are still written.
+   */
+  async #delivered(
+    items: Array<{ actor: Caller; conversations: ConversationPosition[] }>,
+  ): Promise<Array<ConnectError | undefined>> {
+    const errors: Array<ConnectError | undefined> = items.map(() => undefined);
+    const conversations = await this.#conversations(
+      items.flatMap((i) => i.conversations.map((p) => p.conversationId)),
+    );
+    const writes: Array<{ receipt: Receipt; memberIds: string[] }> = [];
+    items.forEach(({ actor, conversations: positions }, i) => {
+      for (const p of positions) {
+        const conversation = conversations.get(p.conversationId);
+        if (!conversation?.memberIds.includes(actor.userId)) {
+          errors[i] ??= notMember(p.conversationId);
+          continue;
+        }
+        writes.push({
+          receipt: create(ReceiptSchema, {
+            conversationId: p.conversationId,
+            userId: actor.userId,
+            kind: ReceiptKind.DELIVERED,
+            upTo: p.upTo,
+          }),
+          memberIds: conversation.memberIds,
+        });
+      }
+    });
+    if (writes.length === 0) return errors;
+    const { results } = await this.#d.persistence.batchWriteReceipts({
+      receipts: writes.map((w) => w.receipt),
+    });
+    const advanced = results.flatMap((r, j) =>
+      r.advanced && r.receipt
+        ? [{ receipt: r.receipt, memberIds: writes[j]?.memberIds ?? [] }]
+        : [],
+    );
+    await publishEvents(
+      this.#d.bus,
+      TOPICS.receiptUpdated,
+      advanced.map(({ receipt, memberIds }) => ({
+        key: receipt.conversationId,
+        value: { receipt, recipientIds: memberIds, originRegion: this.#d.region },
+      })),
+    );
+    return errors;
+  }
+
+  /** conversations reads conversations by id, all in one call; unknown ids are left out. */
+  async #conversations(ids: string[]): Promise<Map<string, Conversation>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const { conversations } = await this.#d.persistence.batchReadConversations({
+      conversationIds: unique,
+    });
+    return new Map(conversations.map((c) => [c.id, c]));
   }
 
   async #receipt(caller: Caller, conversationId: string, kind: ReceiptKind, upTo?: VersionVector) {
@@ -318,9 +468,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
    */
   async #memberOf(id: string, caller: Caller): Promise<Conversation> {
     const conversation = await this.#find(id);
-    if (!conversation?.memberIds.includes(caller.userId)) {
-      throw permissionDenied(`you are not a member of conversation ${id}`);
-    }
+    if (!conversation?.memberIds.includes(caller.userId)) throw notMember(id);
     return conversation;
   }
 
@@ -355,6 +503,30 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     } while (pageToken !== "" && ids.size < 10_000);
     return ids;
   }
+}
+
+/** SendResult is how one send of a batch went. */
+interface SendResult {
+  message?: Message;
+  duplicate: boolean;
+  error?: ConnectError;
+}
+
+/**
+ * notMember is the answer for a conversation the caller is not in. Unknown conversations and
+ * foreign ones get the same answer, so ids cannot be probed for existence.
+ */
+function notMember(conversationId: string): ConnectError {
+  return toConnectError(permissionDenied(`you are not a member of conversation ${conversationId}`));
+}
+
+/** errorFrame turns a failed item of a batch into the error its caller sees. */
+function errorFrame(err: ConnectError): ErrorFrame {
+  return create(ErrorSchema, {
+    code: err.code as number as ErrorCode,
+    message: err.rawMessage,
+    retryable: isRetryableCode(err.code),
+  });
 }
 
 function union(a: string[], b: string[]): string[] {

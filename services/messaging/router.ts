@@ -89,12 +89,10 @@ export class Router {
         return { key: userId, value: { userId, entry } };
       }),
     );
-    await Promise.all(
-      [...advanced].map(async ([conversationId, seq]) => {
-        await this.#d.persistence.writeRoutedSeq({ conversationId, seq });
-        this.#remember(conversationId, seq);
-      }),
-    );
+    await this.#d.persistence.batchWriteRoutedSeqs({
+      cursors: [...advanced].map(([conversationId, seq]) => ({ conversationId, seq })),
+    });
+    for (const [conversationId, seq] of advanced) this.#remember(conversationId, seq);
   }
 
   async #cursor(conversationId: string): Promise<bigint> {

@@ -25,6 +25,7 @@ export interface MessagingAppDeps {
     sweepIntervalMs: number;
     sweepMinAgeMs: number;
     sweepMaxAgeMs: number;
+    receiptWindowMs: number;
   };
   persistence: Client<typeof PersistenceService>;
   bus: Bus;
@@ -69,7 +70,14 @@ export function build(deps: MessagingAppDeps): ServiceApp {
       subscriptions.push(
         await consumeMessageStored({ bus, router, log, metrics }),
         await consumeTyping({ bus, mirrors, fanout, log, metrics }),
-        await consumeReceiptUpdated({ bus, mirrors, fanout, log, metrics }),
+        await consumeReceiptUpdated({
+          bus,
+          mirrors,
+          fanout,
+          log,
+          metrics,
+          windowMs: config.receiptWindowMs,
+        }),
       );
       if (mirrors.length > 0) {
         subscriptions.push(

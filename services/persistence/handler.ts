@@ -3,6 +3,10 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type {
   AppendInboxRequest,
   AppendMessageRequest,
+  BatchAppendMessagesRequest,
+  BatchReadConversationsRequest,
+  BatchWriteReceiptsRequest,
+  BatchWriteRoutedSeqsRequest,
   DeletePushTokenRequest,
   InsertConversationRequest,
   ListMembershipsRequest,
@@ -28,6 +32,7 @@ import {
   MembershipChangeSchema,
   type Message,
   MessageSchema,
+  type Receipt,
   ReceiptKind,
   ReceiptSchema,
 } from "../../gen/chat/v1/types_pb.ts";
@@ -139,6 +144,49 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     return this.#append(req);
   }
 
+  async batchReadConversations(req: BatchReadConversationsRequest) {
+    const found = await Promise.all(
+      req.conversationIds.map((id) => this.#d.store.getConversation(id)),
+    );
+    return {
+      conversations: found.flatMap((c) => (c ? [toConversation(c)] : [])),
+    };
+  }
+
+  async batchAppendMessages(req: BatchAppendMessagesRequest) {
+    const outcomes: Array<{
+      message?: Message;
+      duplicate: boolean;
+      errorCode?: number;
+      errorMessage?: string;
+      retryable?: boolean;
+    }> = new Array(req.items.length);
+    // Each conversation's items in request order; conversations concurrently. Domain
+    // failures answer their item; anything else fails the call (every item is retryable).
+    await Promise.all(
+      [...groupBy(req.items, (item) => item.conversationId)].map(async ([, indexes]) => {
+        for (const i of indexes) {
+          const item = req.items[i] as AppendMessageRequest;
+          try {
+            if (item.content.case === undefined) {
+              throw invalidArgument("content: text or membership is required");
+            }
+            outcomes[i] = await this.#append(item);
+          } catch (err) {
+            if (!(err instanceof ChatError)) throw err;
+            outcomes[i] = {
+              duplicate: false,
+              errorCode: err.code,
+              errorMessage: err.message,
+              retryable: err.retryable,
+            };
+          }
+        }
+      }),
+    );
+    return { outcomes };
+  }
+
   async readHistory(req: ReadHistoryRequest) {
     const q = req.query;
     if (!q) throw invalidArgument("query: required");
@@ -165,15 +213,9 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
 
   async appendInbox(req: AppendInboxRequest) {
     // Entries of one user are appended in request order, users in parallel.
-    const byUser = new Map<string, number[]>();
-    req.items.forEach((item, i) => {
-      const list = byUser.get(item.userId) ?? [];
-      list.push(i);
-      byUser.set(item.userId, list);
-    });
     const entries = new Array(req.items.length);
     await Promise.all(
-      [...byUser].map(([userId, indexes]) =>
+      [...groupBy(req.items, (item) => item.userId)].map(([userId, indexes]) =>
         this.#inboxes.run(userId, async () => {
           const appended = await this.#d.inbox.append(
             indexes.map((i) => ({ userId, message: req.items[i]?.message as Message })),
@@ -197,19 +239,23 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
   }
 
   async writeReceipt(req: WriteReceiptRequest) {
-    const r = req.receipt;
-    if (!r) throw invalidArgument("receipt: required");
-    const kind = receiptKindName(r.kind);
-    const { merged, advanced } = await this.#d.store.writeReceipt(
-      r.conversationId,
-      r.userId,
-      kind,
-      vectorFromProto(r.upTo),
+    if (!req.receipt) throw invalidArgument("receipt: required");
+    return this.#writeReceipt(req.receipt);
+  }
+
+  async batchWriteReceipts(req: BatchWriteReceiptsRequest) {
+    const results = new Array(req.receipts.length);
+    // Writes to one receipt one after another (each merges into the last); others concurrently.
+    await Promise.all(
+      [...groupBy(req.receipts, (r) => `${r.conversationId}\u0000${r.userId}\u0000${r.kind}`)].map(
+        async ([, indexes]) => {
+          for (const i of indexes) {
+            results[i] = await this.#writeReceipt(req.receipts[i] as Receipt);
+          }
+        },
+      ),
     );
-    return {
-      receipt: create(ReceiptSchema, { ...r, upTo: vectorToProto(merged) }),
-      advanced,
-    };
+    return { results };
   }
 
   async readReceipts(req: ReadReceiptsRequest) {
@@ -232,6 +278,13 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
 
   async writeRoutedSeq(req: WriteRoutedSeqRequest) {
     await this.#d.store.advanceRoutedSeq(req.conversationId, req.seq);
+    return {};
+  }
+
+  async batchWriteRoutedSeqs(req: BatchWriteRoutedSeqsRequest) {
+    await Promise.all(
+      req.cursors.map((c) => this.#d.store.advanceRoutedSeq(c.conversationId, c.seq)),
+    );
     return {};
   }
 
@@ -266,6 +319,20 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     const tokens = await this.#d.store.listPushTokens(req.userId);
     return {
       tokens: tokens.map((t) => ({ deviceId: t.deviceId, platform: t.platform, token: t.token })),
+    };
+  }
+
+  async #writeReceipt(r: Receipt) {
+    const kind = receiptKindName(r.kind);
+    const { merged, advanced } = await this.#d.store.writeReceipt(
+      r.conversationId,
+      r.userId,
+      kind,
+      vectorFromProto(r.upTo),
+    );
+    return {
+      receipt: create(ReceiptSchema, { ...r, upTo: vectorToProto(merged) }),
+      advanced,
     };
   }
 
@@ -374,6 +441,18 @@ export function collapseCopies(newestFirst: Message[]): Message[] {
     out.push(m);
   }
   return out.reverse();
+}
+
+/** groupBy maps each key to the indexes of its items, in order. */
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, number[]> {
+  const groups = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const k = key(item);
+    const list = groups.get(k);
+    if (list) list.push(i);
+    else groups.set(k, [i]);
+  });
+  return groups;
 }
 
 function receiptKindName(kind: ReceiptKind): ReceiptKindName {

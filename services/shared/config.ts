@@ -189,6 +189,8 @@ export interface MessagingConfig extends CommonConfig {
   sweepIntervalMs: number;
   sweepMinAgeMs: number;
   sweepMaxAgeMs: number;
+  /** receiptWindowMs is how long receipt changes of a conversation are merged before relaying. */
+  receiptWindowMs: number;
   /**
    * crashAfterAppend, for failure tests only: the process kills itself after persisting a
    * message with this text and before publishing it (the dual-write hole).
@@ -329,6 +331,7 @@ const SHAPES = {
     SWEEP_INTERVAL_MS: ms(5_000),
     SWEEP_MIN_AGE_MS: ms(5_000),
     SWEEP_MAX_AGE_MS: ms(3_600_000),
+    RECEIPT_WINDOW_MS: z.coerce.number().int().min(0).max(10_000).default(250),
   },
   notification: {
     ...common,
@@ -377,6 +380,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     sweepMinAgeMs: e.SWEEP_MIN_AGE_MS,
     sweepMaxAgeMs: e.SWEEP_MAX_AGE_MS,
+    receiptWindowMs: e.RECEIPT_WINDOW_MS,
     crashAfterAppend: e.FAULT_CRASH_AFTER_APPEND,
   };
 }

@@ -45,6 +45,7 @@ function setup() {
       sweepIntervalMs: 3_600_000,
       sweepMinAgeMs: 1_000,
       sweepMaxAgeMs: 3_600_000,
+      receiptWindowMs: 0,
     },
     persistence,
     bus,
@@ -262,4 +263,55 @@ test("routing puts a conversation's messages in every inbox in seq order, whatev
     [1n, 2n, 3n, 4n, 5n].map((s) => [s, s]),
   );
   t.is((await persistence.readRoutedSeq({ conversationId })).seq, 5n);
+});
+
+test("BatchSendMessages answers every send in order, a refusal only its own", async (t) => {
+  const { messaging, as } = setup();
+  const g = await messaging.createConversation(
+    {
+      conversation: { kind: ConversationKind.GROUP, memberIds: ["bob", "carol"], clientMsgId: "g" },
+    },
+    as("alice"),
+  );
+  const id = g.conversation?.id ?? "";
+  const res = await messaging.batchSendMessages({
+    items: [
+      {
+        actor: { userId: "bob", deviceId: "d1" },
+        draft: { conversationId: id, clientMsgId: "1", text: "a" },
+      },
+      {
+        actor: { userId: "mallory", deviceId: "d1" },
+        draft: { conversationId: id, clientMsgId: "2", text: "b" },
+      },
+      {
+        actor: { userId: "carol", deviceId: "d1" },
+        draft: { conversationId: "nope", clientMsgId: "3", text: "c" },
+      },
+      {
+        actor: { userId: "carol", deviceId: "d1" },
+        draft: { conversationId: id, clientMsgId: "4", text: "d" },
+      },
+      {
+        actor: { userId: "bob", deviceId: "d1" },
+        draft: { conversationId: id, clientMsgId: "1", text: "a" },
+      },
+    ],
+  });
+  const o = res.outcomes;
+  t.is(o.length, 5);
+  t.is(o[0]?.message?.senderId, "bob");
+  t.truthy(o[1]?.error);
+  t.is(o[1]?.message, undefined);
+  t.truthy(o[2]?.error);
+  t.is(o[3]?.message?.senderId, "carol");
+  t.true((o[3]?.message?.seq ?? 0n) > (o[0]?.message?.seq ?? 0n));
+  t.true(o[4]?.duplicate);
+  t.deepEqual(o[4]?.message, o[0]?.message);
+  // The history holds exactly the two sends that were accepted, after the group's first message.
+  const h = await messaging.getHistory({ query: { conversationId: id, limit: 10 } }, as("alice"));
+  t.deepEqual(
+    (h.history?.messages ?? []).filter((m) => m.content.case === "text").map((m) => m.clientMsgId),
+    ["1", "4"],
+  );
 });

@@ -188,3 +188,36 @@ test("receipts advance and merge; a stale receipt does not move them back", asyn
     .catch((e) => e);
   t.is((unspecified as ConnectError).code, Code.InvalidArgument);
 });
+
+test("BatchAppendMessages keeps each conversation's request order and answers each item", async (t) => {
+  const p = persistence(() => 1_000_000);
+  const res = await p.batchAppendMessages({
+    items: [
+      text("a", "1"),
+      text("b", "1"),
+      text("a", "2"),
+      text("a", "bad", "x", hlcFromMillis(1_000_000 + 3_600_000)),
+      text("a", "1", "retry"),
+      text("b", "2"),
+    ],
+  });
+  const o = res.outcomes;
+  t.is(o.length, 6);
+  t.deepEqual(
+    o.map((x) => [x.message?.conversationId, x.message?.seq]),
+    [
+      ["a", 1n],
+      ["b", 1n],
+      ["a", 2n],
+      [undefined, undefined],
+      ["a", 1n],
+      ["b", 2n],
+    ],
+  );
+  // A refused item answers itself; the others are stored, a retry is a duplicate.
+  t.is(o[3]?.errorCode, Code.InvalidArgument);
+  t.regex(o[3]?.errorMessage ?? "", /seen_hlc/);
+  t.false(o[3]?.retryable);
+  t.true(o[4]?.duplicate);
+  t.deepEqual(o[4]?.message, o[0]?.message);
+});

@@ -570,6 +570,9 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
     case: "ok";
   } | {
     /**
+     * receipts answers get_receipts; pushed (request_id 0), it carries receipts of one
+     * conversation that advanced together, each to be handled like a receipt frame.
+     *
      * @generated from field: chat.v1.Receipts receipts = 17;
      */
     value: Receipts;

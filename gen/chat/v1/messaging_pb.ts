@@ -5,7 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../buf/validate/validate_pb.ts";
-import type { ConversationPosition, MarkRead, SetTyping } from "./client_pb.ts";
+import type { ConversationPosition, Error, MarkRead, SetTyping } from "./client_pb.ts";
 import { file_chat_v1_client } from "./client_pb.ts";
 import type { Conversation, ConversationPage, History, HistoryQuery, MembersChange, Message as Message$1, MessageDraft, NewConversation, Presence, Receipt } from "./types_pb.ts";
 import { file_chat_v1_types } from "./types_pb.ts";
@@ -15,7 +15,50 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/messaging.proto.
  */
 export const file_chat_v1_messaging: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaGF0L3YxL21lc3NhZ2luZy5wcm90bxIHY2hhdC52MSJCChJTZW5kTWVzc2FnZVJlcXVlc3QSLAoFZHJhZnQYASABKAsyFS5jaGF0LnYxLk1lc3NhZ2VEcmFmdEIGukgDyAEBIksKE1NlbmRNZXNzYWdlUmVzcG9uc2USIQoHbWVzc2FnZRgBIAEoCzIQLmNoYXQudjEuTWVzc2FnZRIRCglkdXBsaWNhdGUYAiABKAgiUwoZQ3JlYXRlQ29udmVyc2F0aW9uUmVxdWVzdBI2Cgxjb252ZXJzYXRpb24YASABKAsyGC5jaGF0LnYxLk5ld0NvbnZlcnNhdGlvbkIGukgDyAEBIkkKGkNyZWF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIkMKEUFkZE1lbWJlcnNSZXF1ZXN0Ei4KBmNoYW5nZRgBIAEoCzIWLmNoYXQudjEuTWVtYmVyc0NoYW5nZUIGukgDyAEBIkEKEkFkZE1lbWJlcnNSZXNwb25zZRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbiJGChRSZW1vdmVNZW1iZXJzUmVxdWVzdBIuCgZjaGFuZ2UYASABKAsyFi5jaGF0LnYxLk1lbWJlcnNDaGFuZ2VCBrpIA8gBASJEChVSZW1vdmVNZW1iZXJzUmVzcG9uc2USKwoMY29udmVyc2F0aW9uGAEgASgLMhUuY2hhdC52MS5Db252ZXJzYXRpb24iTgoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBI0Cg9jb252ZXJzYXRpb25faWQYASABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJCJGChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbiJRChhMaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QSHAoKcGFnZV90b2tlbhgBIAEoCUIIukgFcgMYgAQSFwoFbGltaXQYAiABKA1CCLpIBSoDGPQDIkQKGUxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USJwoEcGFnZRgBIAEoCzIZLmNoYXQudjEuQ29udmVyc2F0aW9uUGFnZSJBChFHZXRIaXN0b3J5UmVxdWVzdBIsCgVxdWVyeRgBIAEoCzIVLmNoYXQudjEuSGlzdG9yeVF1ZXJ5Qga6SAPIAQEiNwoSR2V0SGlzdG9yeVJlc3BvbnNlEiEKB2hpc3RvcnkYASABKAsyEC5jaGF0LnYxLkhpc3RvcnkiWQoUTWFya0RlbGl2ZXJlZFJlcXVlc3QSQQoNY29udmVyc2F0aW9ucxgBIAMoCzIdLmNoYXQudjEuQ29udmVyc2F0aW9uUG9zaXRpb25CC7pICJIBBQgBEIACIhcKFU1hcmtEZWxpdmVyZWRSZXNwb25zZSI6Cg9NYXJrUmVhZFJlcXVlc3QSJwoEcmVhZBgBIAEoCzIRLmNoYXQudjEuTWFya1JlYWRCBrpIA8gBASISChBNYXJrUmVhZFJlc3BvbnNlIkoKEkdldFJlY2VpcHRzUmVxdWVzdBI0Cg9jb252ZXJzYXRpb25faWQYASABKAlCG7pIGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJCI5ChNHZXRSZWNlaXB0c1Jlc3BvbnNlEiIKCHJlY2VpcHRzGAEgAygLMhAuY2hhdC52MS5SZWNlaXB0Ij4KEFNldFR5cGluZ1JlcXVlc3QSKgoGdHlwaW5nGAEgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdCBrpIA8gBASITChFTZXRUeXBpbmdSZXNwb25zZSJNChJHZXRQcmVzZW5jZVJlcXVlc3QSNwoIdXNlcl9pZHMYASADKAlCJbpIIpIBHxCAAhgBIhhyFhABGEAyEF5bQS1aYS16MC05Xy1dKyQiNwoTR2V0UHJlc2VuY2VSZXNwb25zZRIgCgV1c2VycxgBIAMoCzIRLmNoYXQudjEuUHJlc2VuY2UytAcKEE1lc3NhZ2luZ1NlcnZpY2USSAoLU2VuZE1lc3NhZ2USGy5jaGF0LnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLmNoYXQudjEuU2VuZE1lc3NhZ2VSZXNwb25zZRJdChJDcmVhdGVDb252ZXJzYXRpb24SIi5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaIy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEkUKCkFkZE1lbWJlcnMSGi5jaGF0LnYxLkFkZE1lbWJlcnNSZXF1ZXN0GhsuY2hhdC52MS5BZGRNZW1iZXJzUmVzcG9uc2USTgoNUmVtb3ZlTWVtYmVycxIdLmNoYXQudjEuUmVtb3ZlTWVtYmVyc1JlcXVlc3QaHi5jaGF0LnYxLlJlbW92ZU1lbWJlcnNSZXNwb25zZRJUCg9HZXRDb252ZXJzYXRpb24SHy5jaGF0LnYxLkdldENvbnZlcnNhdGlvblJlcXVlc3QaIC5jaGF0LnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlEloKEUxpc3RDb252ZXJzYXRpb25zEiEuY2hhdC52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaIi5jaGF0LnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USRQoKR2V0SGlzdG9yeRIaLmNoYXQudjEuR2V0SGlzdG9yeVJlcXVlc3QaGy5jaGF0LnYxLkdldEhpc3RvcnlSZXNwb25zZRJOCg1NYXJrRGVsaXZlcmVkEh0uY2hhdC52MS5NYXJrRGVsaXZlcmVkUmVxdWVzdBoeLmNoYXQudjEuTWFya0RlbGl2ZXJlZFJlc3BvbnNlEj8KCE1hcmtSZWFkEhguY2hhdC52MS5NYXJrUmVhZFJlcXVlc3QaGS5jaGF0LnYxLk1hcmtSZWFkUmVzcG9uc2USSAoLR2V0UmVjZWlwdHMSGy5jaGF0LnYxLkdldFJlY2VpcHRzUmVxdWVzdBocLmNoYXQudjEuR2V0UmVjZWlwdHNSZXNwb25zZRJCCglTZXRUeXBpbmcSGS5jaGF0LnYxLlNldFR5cGluZ1JlcXVlc3QaGi5jaGF0LnYxLlNldFR5cGluZ1Jlc3BvbnNlEkgKC0dldFByZXNlbmNlEhsuY2hhdC52MS5HZXRQcmVzZW5jZVJlcXVlc3QaHC5jaGF0LnYxLkdldFByZXNlbmNlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_chat_v1_client, file_chat_v1_types]);
+  fileDesc("ChdjaGF0L3YxL21lc3NhZ2luZy5wcm90bxIHY2hhdC52MSJjCgVBY3RvchIsCgd1c2VyX2lkGAEgASgJQhu6SBhyFhABGEAyEF5bQS1aYS16MC05Xy1dKyQSLAoJZGV2aWNlX2lkGAIgASgJQhm6SBZyFBhAMhBeW0EtWmEtejAtOV8tXSokIigKB091dGNvbWUSHQoFZXJyb3IYASABKAsyDi5jaGF0LnYxLkVycm9yIkIKElNlbmRNZXNzYWdlUmVxdWVzdBIsCgVkcmFmdBgBIAEoCzIVLmNoYXQudjEuTWVzc2FnZURyYWZ0Qga6SAPIAQEiSwoTU2VuZE1lc3NhZ2VSZXNwb25zZRIhCgdtZXNzYWdlGAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCJTChlDcmVhdGVDb252ZXJzYXRpb25SZXF1ZXN0EjYKDGNvbnZlcnNhdGlvbhgBIAEoCzIYLmNoYXQudjEuTmV3Q29udmVyc2F0aW9uQga6SAPIAQEiSQoaQ3JlYXRlQ29udmVyc2F0aW9uUmVzcG9uc2USKwoMY29udmVyc2F0aW9uGAEgASgLMhUuY2hhdC52MS5Db252ZXJzYXRpb24iQwoRQWRkTWVtYmVyc1JlcXVlc3QSLgoGY2hhbmdlGAEgASgLMhYuY2hhdC52MS5NZW1iZXJzQ2hhbmdlQga6SAPIAQEiQQoSQWRkTWVtYmVyc1Jlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIkYKFFJlbW92ZU1lbWJlcnNSZXF1ZXN0Ei4KBmNoYW5nZRgBIAEoCzIWLmNoYXQudjEuTWVtYmVyc0NoYW5nZUIGukgDyAEBIkQKFVJlbW92ZU1lbWJlcnNSZXNwb25zZRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbiJOChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EjQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskIkYKF0dldENvbnZlcnNhdGlvblJlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIlEKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIcCgpwYWdlX3Rva2VuGAEgASgJQgi6SAVyAxiABBIXCgVsaW1pdBgCIAEoDUIIukgFKgMY9AMiRAoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRInCgRwYWdlGAEgASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25QYWdlIkEKEUdldEhpc3RvcnlSZXF1ZXN0EiwKBXF1ZXJ5GAEgASgLMhUuY2hhdC52MS5IaXN0b3J5UXVlcnlCBrpIA8gBASI3ChJHZXRIaXN0b3J5UmVzcG9uc2USIQoHaGlzdG9yeRgBIAEoCzIQLmNoYXQudjEuSGlzdG9yeSJZChRNYXJrRGVsaXZlcmVkUmVxdWVzdBJBCg1jb252ZXJzYXRpb25zGAEgAygLMh0uY2hhdC52MS5Db252ZXJzYXRpb25Qb3NpdGlvbkILukgIkgEFCAEQgAIiFwoVTWFya0RlbGl2ZXJlZFJlc3BvbnNlIjoKD01hcmtSZWFkUmVxdWVzdBInCgRyZWFkGAEgASgLMhEuY2hhdC52MS5NYXJrUmVhZEIGukgDyAEBIhIKEE1hcmtSZWFkUmVzcG9uc2UiSgoSR2V0UmVjZWlwdHNSZXF1ZXN0EjQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskIjkKE0dldFJlY2VpcHRzUmVzcG9uc2USIgoIcmVjZWlwdHMYASADKAsyEC5jaGF0LnYxLlJlY2VpcHQiPgoQU2V0VHlwaW5nUmVxdWVzdBIqCgZ0eXBpbmcYASABKAsyEi5jaGF0LnYxLlNldFR5cGluZ0IGukgDyAEBIhMKEVNldFR5cGluZ1Jlc3BvbnNlIk0KEkdldFByZXNlbmNlUmVxdWVzdBI3Cgh1c2VyX2lkcxgBIAMoCUIlukgikgEfEIACGAEiGHIWEAEYQDIQXltBLVphLXowLTlfLV0rJCI3ChNHZXRQcmVzZW5jZVJlc3BvbnNlEiAKBXVzZXJzGAEgAygLMhEuY2hhdC52MS5QcmVzZW5jZSJOChhCYXRjaFNlbmRNZXNzYWdlc1JlcXVlc3QSMgoFaXRlbXMYASADKAsyFi5jaGF0LnYxLkJhdGNoU2VuZEl0ZW1CC7pICJIBBQgBEOgHImQKDUJhdGNoU2VuZEl0ZW0SJQoFYWN0b3IYASABKAsyDi5jaGF0LnYxLkFjdG9yQga6SAPIAQESLAoFZHJhZnQYAiABKAsyFS5jaGF0LnYxLk1lc3NhZ2VEcmFmdEIGukgDyAEBIkMKGUJhdGNoU2VuZE1lc3NhZ2VzUmVzcG9uc2USJgoIb3V0Y29tZXMYASADKAsyFC5jaGF0LnYxLlNlbmRPdXRjb21lImIKC1NlbmRPdXRjb21lEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIEh0KBWVycm9yGAMgASgLMg4uY2hhdC52MS5FcnJvciJUChlCYXRjaE1hcmtEZWxpdmVyZWRSZXF1ZXN0EjcKBWl0ZW1zGAEgAygLMhsuY2hhdC52MS5CYXRjaERlbGl2ZXJlZEl0ZW1CC7pICJIBBQgBEOgHIn4KEkJhdGNoRGVsaXZlcmVkSXRlbRIlCgVhY3RvchgBIAEoCzIOLmNoYXQudjEuQWN0b3JCBrpIA8gBARJBCg1jb252ZXJzYXRpb25zGAIgAygLMh0uY2hhdC52MS5Db252ZXJzYXRpb25Qb3NpdGlvbkILukgIkgEFCAEQgAIiQAoaQmF0Y2hNYXJrRGVsaXZlcmVkUmVzcG9uc2USIgoIb3V0Y29tZXMYASADKAsyEC5jaGF0LnYxLk91dGNvbWUy7wgKEE1lc3NhZ2luZ1NlcnZpY2USSAoLU2VuZE1lc3NhZ2USGy5jaGF0LnYxLlNlbmRNZXNzYWdlUmVxdWVzdBocLmNoYXQudjEuU2VuZE1lc3NhZ2VSZXNwb25zZRJdChJDcmVhdGVDb252ZXJzYXRpb24SIi5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlcXVlc3QaIy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvblJlc3BvbnNlEkUKCkFkZE1lbWJlcnMSGi5jaGF0LnYxLkFkZE1lbWJlcnNSZXF1ZXN0GhsuY2hhdC52MS5BZGRNZW1iZXJzUmVzcG9uc2USTgoNUmVtb3ZlTWVtYmVycxIdLmNoYXQudjEuUmVtb3ZlTWVtYmVyc1JlcXVlc3QaHi5jaGF0LnYxLlJlbW92ZU1lbWJlcnNSZXNwb25zZRJUCg9HZXRDb252ZXJzYXRpb24SHy5jaGF0LnYxLkdldENvbnZlcnNhdGlvblJlcXVlc3QaIC5jaGF0LnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlEloKEUxpc3RDb252ZXJzYXRpb25zEiEuY2hhdC52MS5MaXN0Q29udmVyc2F0aW9uc1JlcXVlc3QaIi5jaGF0LnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USRQoKR2V0SGlzdG9yeRIaLmNoYXQudjEuR2V0SGlzdG9yeVJlcXVlc3QaGy5jaGF0LnYxLkdldEhpc3RvcnlSZXNwb25zZRJOCg1NYXJrRGVsaXZlcmVkEh0uY2hhdC52MS5NYXJrRGVsaXZlcmVkUmVxdWVzdBoeLmNoYXQudjEuTWFya0RlbGl2ZXJlZFJlc3BvbnNlEj8KCE1hcmtSZWFkEhguY2hhdC52MS5NYXJrUmVhZFJlcXVlc3QaGS5jaGF0LnYxLk1hcmtSZWFkUmVzcG9uc2USSAoLR2V0UmVjZWlwdHMSGy5jaGF0LnYxLkdldFJlY2VpcHRzUmVxdWVzdBocLmNoYXQudjEuR2V0UmVjZWlwdHNSZXNwb25zZRJCCglTZXRUeXBpbmcSGS5jaGF0LnYxLlNldFR5cGluZ1JlcXVlc3QaGi5jaGF0LnYxLlNldFR5cGluZ1Jlc3BvbnNlEkgKC0dldFByZXNlbmNlEhsuY2hhdC52MS5HZXRQcmVzZW5jZVJlcXVlc3QaHC5jaGF0LnYxLkdldFByZXNlbmNlUmVzcG9uc2USWgoRQmF0Y2hTZW5kTWVzc2FnZXMSIS5jaGF0LnYxLkJhdGNoU2VuZE1lc3NhZ2VzUmVxdWVzdBoiLmNoYXQudjEuQmF0Y2hTZW5kTWVzc2FnZXNSZXNwb25zZRJdChJCYXRjaE1hcmtEZWxpdmVyZWQSIi5jaGF0LnYxLkJhdGNoTWFya0RlbGl2ZXJlZFJlcXVlc3QaIy5jaGF0LnYxLkJhdGNoTWFya0RlbGl2ZXJlZFJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_chat_v1_client, file_chat_v1_types]);
+
+/**
+ * Actor is the user and device an item of a batch acts for.
+ *
+ * @generated from message chat.v1.Actor
+ */
+export type Actor = Message<"chat.v1.Actor"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+};
+
+/**
+ * Describes the message chat.v1.Actor.
+ * Use `create(ActorSchema)` to create a new message.
+ */
+export const ActorSchema: GenMessage<Actor> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 0);
+
+/**
+ * Outcome is how one item of a batch went: nothing set means it succeeded.
+ *
+ * @generated from message chat.v1.Outcome
+ */
+export type Outcome = Message<"chat.v1.Outcome"> & {
+  /**
+   * @generated from field: chat.v1.Error error = 1;
+   */
+  error?: Error | undefined;
+};
+
+/**
+ * Describes the message chat.v1.Outcome.
+ * Use `create(OutcomeSchema)` to create a new message.
+ */
+export const OutcomeSchema: GenMessage<Outcome> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 1);
 
 /**
  * SendMessageRequest carries the draft.
@@ -34,7 +77,7 @@ export type SendMessageRequest = Message<"chat.v1.SendMessageRequest"> & {
  * Use `create(SendMessageRequestSchema)` to create a new message.
  */
 export const SendMessageRequestSchema: GenMessage<SendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 0);
+  messageDesc(file_chat_v1_messaging, 2);
 
 /**
  * SendMessageResponse carries the stored message.
@@ -60,7 +103,7 @@ export type SendMessageResponse = Message<"chat.v1.SendMessageResponse"> & {
  * Use `create(SendMessageResponseSchema)` to create a new message.
  */
 export const SendMessageResponseSchema: GenMessage<SendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 1);
+  messageDesc(file_chat_v1_messaging, 3);
 
 /**
  * CreateConversationRequest describes the conversation.
@@ -79,7 +122,7 @@ export type CreateConversationRequest = Message<"chat.v1.CreateConversationReque
  * Use `create(CreateConversationRequestSchema)` to create a new message.
  */
 export const CreateConversationRequestSchema: GenMessage<CreateConversationRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 2);
+  messageDesc(file_chat_v1_messaging, 4);
 
 /**
  * CreateConversationResponse carries the conversation.
@@ -98,7 +141,7 @@ export type CreateConversationResponse = Message<"chat.v1.CreateConversationResp
  * Use `create(CreateConversationResponseSchema)` to create a new message.
  */
 export const CreateConversationResponseSchema: GenMessage<CreateConversationResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 3);
+  messageDesc(file_chat_v1_messaging, 5);
 
 /**
  * AddMembersRequest names the group and the users to add.
@@ -117,7 +160,7 @@ export type AddMembersRequest = Message<"chat.v1.AddMembersRequest"> & {
  * Use `create(AddMembersRequestSchema)` to create a new message.
  */
 export const AddMembersRequestSchema: GenMessage<AddMembersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 4);
+  messageDesc(file_chat_v1_messaging, 6);
 
 /**
  * AddMembersResponse carries the conversation after the change.
@@ -136,7 +179,7 @@ export type AddMembersResponse = Message<"chat.v1.AddMembersResponse"> & {
  * Use `create(AddMembersResponseSchema)` to create a new message.
  */
 export const AddMembersResponseSchema: GenMessage<AddMembersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 5);
+  messageDesc(file_chat_v1_messaging, 7);
 
 /**
  * RemoveMembersRequest names the group and the users to remove.
@@ -155,7 +198,7 @@ export type RemoveMembersRequest = Message<"chat.v1.RemoveMembersRequest"> & {
  * Use `create(RemoveMembersRequestSchema)` to create a new message.
  */
 export const RemoveMembersRequestSchema: GenMessage<RemoveMembersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 6);
+  messageDesc(file_chat_v1_messaging, 8);
 
 /**
  * RemoveMembersResponse carries the conversation after the change.
@@ -174,7 +217,7 @@ export type RemoveMembersResponse = Message<"chat.v1.RemoveMembersResponse"> & {
  * Use `create(RemoveMembersResponseSchema)` to create a new message.
  */
 export const RemoveMembersResponseSchema: GenMessage<RemoveMembersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 7);
+  messageDesc(file_chat_v1_messaging, 9);
 
 /**
  * GetConversationRequest names the conversation.
@@ -193,7 +236,7 @@ export type GetConversationRequest = Message<"chat.v1.GetConversationRequest"> &
  * Use `create(GetConversationRequestSchema)` to create a new message.
  */
 export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 8);
+  messageDesc(file_chat_v1_messaging, 10);
 
 /**
  * GetConversationResponse carries the conversation with its members.
@@ -212,7 +255,7 @@ export type GetConversationResponse = Message<"chat.v1.GetConversationResponse">
  * Use `create(GetConversationResponseSchema)` to create a new message.
  */
 export const GetConversationResponseSchema: GenMessage<GetConversationResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 9);
+  messageDesc(file_chat_v1_messaging, 11);
 
 /**
  * ListConversationsRequest pages through the caller's conversations.
@@ -236,7 +279,7 @@ export type ListConversationsRequest = Message<"chat.v1.ListConversationsRequest
  * Use `create(ListConversationsRequestSchema)` to create a new message.
  */
 export const ListConversationsRequestSchema: GenMessage<ListConversationsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 10);
+  messageDesc(file_chat_v1_messaging, 12);
 
 /**
  * ListConversationsResponse carries one page.
@@ -255,7 +298,7 @@ export type ListConversationsResponse = Message<"chat.v1.ListConversationsRespon
  * Use `create(ListConversationsResponseSchema)` to create a new message.
  */
 export const ListConversationsResponseSchema: GenMessage<ListConversationsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 11);
+  messageDesc(file_chat_v1_messaging, 13);
 
 /**
  * GetHistoryRequest carries the query.
@@ -274,7 +317,7 @@ export type GetHistoryRequest = Message<"chat.v1.GetHistoryRequest"> & {
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 12);
+  messageDesc(file_chat_v1_messaging, 14);
 
 /**
  * GetHistoryResponse carries one page.
@@ -293,7 +336,7 @@ export type GetHistoryResponse = Message<"chat.v1.GetHistoryResponse"> & {
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 13);
+  messageDesc(file_chat_v1_messaging, 15);
 
 /**
  * MarkDeliveredRequest carries how far each conversation has been delivered to the device.
@@ -312,7 +355,7 @@ export type MarkDeliveredRequest = Message<"chat.v1.MarkDeliveredRequest"> & {
  * Use `create(MarkDeliveredRequestSchema)` to create a new message.
  */
 export const MarkDeliveredRequestSchema: GenMessage<MarkDeliveredRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 14);
+  messageDesc(file_chat_v1_messaging, 16);
 
 /**
  * MarkDeliveredResponse is empty.
@@ -327,7 +370,7 @@ export type MarkDeliveredResponse = Message<"chat.v1.MarkDeliveredResponse"> & {
  * Use `create(MarkDeliveredResponseSchema)` to create a new message.
  */
 export const MarkDeliveredResponseSchema: GenMessage<MarkDeliveredResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 15);
+  messageDesc(file_chat_v1_messaging, 17);
 
 /**
  * MarkReadRequest carries how far the user has read a conversation.
@@ -346,7 +389,7 @@ export type MarkReadRequest = Message<"chat.v1.MarkReadRequest"> & {
  * Use `create(MarkReadRequestSchema)` to create a new message.
  */
 export const MarkReadRequestSchema: GenMessage<MarkReadRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 16);
+  messageDesc(file_chat_v1_messaging, 18);
 
 /**
  * MarkReadResponse is empty.
@@ -361,7 +404,7 @@ export type MarkReadResponse = Message<"chat.v1.MarkReadResponse"> & {
  * Use `create(MarkReadResponseSchema)` to create a new message.
  */
 export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 17);
+  messageDesc(file_chat_v1_messaging, 19);
 
 /**
  * GetReceiptsRequest names the conversation.
@@ -380,7 +423,7 @@ export type GetReceiptsRequest = Message<"chat.v1.GetReceiptsRequest"> & {
  * Use `create(GetReceiptsRequestSchema)` to create a new message.
  */
 export const GetReceiptsRequestSchema: GenMessage<GetReceiptsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 18);
+  messageDesc(file_chat_v1_messaging, 20);
 
 /**
  * GetReceiptsResponse carries every member's receipts.
@@ -399,7 +442,7 @@ export type GetReceiptsResponse = Message<"chat.v1.GetReceiptsResponse"> & {
  * Use `create(GetReceiptsResponseSchema)` to create a new message.
  */
 export const GetReceiptsResponseSchema: GenMessage<GetReceiptsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 19);
+  messageDesc(file_chat_v1_messaging, 21);
 
 /**
  * SetTypingRequest carries the indicator.
@@ -418,7 +461,7 @@ export type SetTypingRequest = Message<"chat.v1.SetTypingRequest"> & {
  * Use `create(SetTypingRequestSchema)` to create a new message.
  */
 export const SetTypingRequestSchema: GenMessage<SetTypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 20);
+  messageDesc(file_chat_v1_messaging, 22);
 
 /**
  * SetTypingResponse is empty.
@@ -433,7 +476,7 @@ export type SetTypingResponse = Message<"chat.v1.SetTypingResponse"> & {
  * Use `create(SetTypingResponseSchema)` to create a new message.
  */
 export const SetTypingResponseSchema: GenMessage<SetTypingResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 21);
+  messageDesc(file_chat_v1_messaging, 23);
 
 /**
  * GetPresenceRequest names the users.
@@ -452,7 +495,7 @@ export type GetPresenceRequest = Message<"chat.v1.GetPresenceRequest"> & {
  * Use `create(GetPresenceRequestSchema)` to create a new message.
  */
 export const GetPresenceRequestSchema: GenMessage<GetPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 22);
+  messageDesc(file_chat_v1_messaging, 24);
 
 /**
  * GetPresenceResponse carries the presence of every requested user the caller may see.
@@ -471,7 +514,160 @@ export type GetPresenceResponse = Message<"chat.v1.GetPresenceResponse"> & {
  * Use `create(GetPresenceResponseSchema)` to create a new message.
  */
 export const GetPresenceResponseSchema: GenMessage<GetPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_messaging, 23);
+  messageDesc(file_chat_v1_messaging, 25);
+
+/**
+ * BatchSendMessagesRequest carries sends of many actors.
+ *
+ * @generated from message chat.v1.BatchSendMessagesRequest
+ */
+export type BatchSendMessagesRequest = Message<"chat.v1.BatchSendMessagesRequest"> & {
+  /**
+   * @generated from field: repeated chat.v1.BatchSendItem items = 1;
+   */
+  items: BatchSendItem[];
+};
+
+/**
+ * Describes the message chat.v1.BatchSendMessagesRequest.
+ * Use `create(BatchSendMessagesRequestSchema)` to create a new message.
+ */
+export const BatchSendMessagesRequestSchema: GenMessage<BatchSendMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 26);
+
+/**
+ * BatchSendItem is one send of a batch.
+ *
+ * @generated from message chat.v1.BatchSendItem
+ */
+export type BatchSendItem = Message<"chat.v1.BatchSendItem"> & {
+  /**
+   * @generated from field: chat.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: chat.v1.MessageDraft draft = 2;
+   */
+  draft?: MessageDraft | undefined;
+};
+
+/**
+ * Describes the message chat.v1.BatchSendItem.
+ * Use `create(BatchSendItemSchema)` to create a new message.
+ */
+export const BatchSendItemSchema: GenMessage<BatchSendItem> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 27);
+
+/**
+ * BatchSendMessagesResponse answers every item, in request order.
+ *
+ * @generated from message chat.v1.BatchSendMessagesResponse
+ */
+export type BatchSendMessagesResponse = Message<"chat.v1.BatchSendMessagesResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.SendOutcome outcomes = 1;
+   */
+  outcomes: SendOutcome[];
+};
+
+/**
+ * Describes the message chat.v1.BatchSendMessagesResponse.
+ * Use `create(BatchSendMessagesResponseSchema)` to create a new message.
+ */
+export const BatchSendMessagesResponseSchema: GenMessage<BatchSendMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 28);
+
+/**
+ * SendOutcome is the stored message of one send, or why it failed.
+ *
+ * @generated from message chat.v1.SendOutcome
+ */
+export type SendOutcome = Message<"chat.v1.SendOutcome"> & {
+  /**
+   * @generated from field: chat.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * @generated from field: bool duplicate = 2;
+   */
+  duplicate: boolean;
+
+  /**
+   * @generated from field: chat.v1.Error error = 3;
+   */
+  error?: Error | undefined;
+};
+
+/**
+ * Describes the message chat.v1.SendOutcome.
+ * Use `create(SendOutcomeSchema)` to create a new message.
+ */
+export const SendOutcomeSchema: GenMessage<SendOutcome> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 29);
+
+/**
+ * BatchMarkDeliveredRequest carries the delivery positions of many actors.
+ *
+ * @generated from message chat.v1.BatchMarkDeliveredRequest
+ */
+export type BatchMarkDeliveredRequest = Message<"chat.v1.BatchMarkDeliveredRequest"> & {
+  /**
+   * @generated from field: repeated chat.v1.BatchDeliveredItem items = 1;
+   */
+  items: BatchDeliveredItem[];
+};
+
+/**
+ * Describes the message chat.v1.BatchMarkDeliveredRequest.
+ * Use `create(BatchMarkDeliveredRequestSchema)` to create a new message.
+ */
+export const BatchMarkDeliveredRequestSchema: GenMessage<BatchMarkDeliveredRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 30);
+
+/**
+ * BatchDeliveredItem is one actor's MarkDelivered.
+ *
+ * @generated from message chat.v1.BatchDeliveredItem
+ */
+export type BatchDeliveredItem = Message<"chat.v1.BatchDeliveredItem"> & {
+  /**
+   * @generated from field: chat.v1.Actor actor = 1;
+   */
+  actor?: Actor | undefined;
+
+  /**
+   * @generated from field: repeated chat.v1.ConversationPosition conversations = 2;
+   */
+  conversations: ConversationPosition[];
+};
+
+/**
+ * Describes the message chat.v1.BatchDeliveredItem.
+ * Use `create(BatchDeliveredItemSchema)` to create a new message.
+ */
+export const BatchDeliveredItemSchema: GenMessage<BatchDeliveredItem> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 31);
+
+/**
+ * BatchMarkDeliveredResponse answers every item, in request order.
+ *
+ * @generated from message chat.v1.BatchMarkDeliveredResponse
+ */
+export type BatchMarkDeliveredResponse = Message<"chat.v1.BatchMarkDeliveredResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.Outcome outcomes = 1;
+   */
+  outcomes: Outcome[];
+};
+
+/**
+ * Describes the message chat.v1.BatchMarkDeliveredResponse.
+ * Use `create(BatchMarkDeliveredResponseSchema)` to create a new message.
+ */
+export const BatchMarkDeliveredResponseSchema: GenMessage<BatchMarkDeliveredResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_messaging, 32);
 
 /**
  * MessagingService accepts every command a user issues: it validates and authorizes, persists
@@ -607,6 +803,30 @@ export const MessagingService: GenService<{
     methodKind: "unary";
     input: typeof GetPresenceRequestSchema;
     output: typeof GetPresenceResponseSchema;
+  },
+  /**
+   * BatchSendMessages is SendMessage for many callers at once: a gateway coalesces the sends
+   * of its connections into one call, so the cost of a call is shared by every send in it.
+   * Each item names its own actor (the gateway vouches for it, as for the headers) and gets
+   * its own outcome, in request order. Items of one conversation are appended in request
+   * order.
+   *
+   * @generated from rpc chat.v1.MessagingService.BatchSendMessages
+   */
+  batchSendMessages: {
+    methodKind: "unary";
+    input: typeof BatchSendMessagesRequestSchema;
+    output: typeof BatchSendMessagesResponseSchema;
+  },
+  /**
+   * BatchMarkDelivered is MarkDelivered for many callers at once, like BatchSendMessages.
+   *
+   * @generated from rpc chat.v1.MessagingService.BatchMarkDelivered
+   */
+  batchMarkDelivered: {
+    methodKind: "unary";
+    input: typeof BatchMarkDeliveredRequestSchema;
+    output: typeof BatchMarkDeliveredResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_messaging, 0);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/persistence.proto.
  */
 export const file_chat_v1_persistence: GenFile = /*@__PURE__*/
-  fileDesc("ChljaGF0L3YxL3BlcnNpc3RlbmNlLnByb3RvEgdjaGF0LnYxIqECChlJbnNlcnRDb252ZXJzYXRpb25SZXF1ZXN0EjQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskEjMKBGtpbmQYAiABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmRCCrpIB4IBBBABIAASFwoFdGl0bGUYAyABKAlCCLpIBXIDGIABEhsKCmNyZWF0ZWRfYnkYBCABKAlCB7pIBHICEAESIAoKbWVtYmVyX2lkcxgFIAMoCUIMukgJkgEGCAIQIRgBEhUKDWNsaWVudF9tc2dfaWQYBiABKAkSGAoQc2VuZGVyX2RldmljZV9pZBgHIAEoCRIQCghzZWVuX2hsYxgIIAEoBCJ/ChpJbnNlcnRDb252ZXJzYXRpb25SZXNwb25zZRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbhIhCgdtZXNzYWdlGAIgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCI7ChdSZWFkQ29udmVyc2F0aW9uUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAEiRwoYUmVhZENvbnZlcnNhdGlvblJlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIl8KFkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARISCgpwYWdlX3Rva2VuGAIgASgJEhcKBWxpbWl0GAMgASgNQgi6SAUqAxj0AyJCChdMaXN0TWVtYmVyc2hpcHNSZXNwb25zZRInCgRwYWdlGAEgASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25QYWdlIvMBChRBcHBlbmRNZXNzYWdlUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESGgoJc2VuZGVyX2lkGAIgASgJQge6SARyAhABEhgKEHNlbmRlcl9kZXZpY2VfaWQYAyABKAkSHgoNY2xpZW50X21zZ19pZBgEIAEoCUIHukgEcgIQARIQCghzZWVuX2hsYxgFIAEoBBIOCgR0ZXh0GAYgASgJSAASLwoKbWVtYmVyc2hpcBgHIAEoCzIZLmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZUgAQhAKB2NvbnRlbnQSBbpIAggBIk0KFUFwcGVuZE1lc3NhZ2VSZXNwb25zZRIhCgdtZXNzYWdlGAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCJCChJSZWFkSGlzdG9yeVJlcXVlc3QSLAoFcXVlcnkYASABKAsyFS5jaGF0LnYxLkhpc3RvcnlRdWVyeUIGukgDyAEBIjgKE1JlYWRIaXN0b3J5UmVzcG9uc2USIQoHaGlzdG9yeRgBIAEoCzIQLmNoYXQudjEuSGlzdG9yeSKDAQoTUmVhZE1lc3NhZ2VzUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESHgoNb3JpZ2luX3JlZ2lvbhgCIAEoCUIHukgEcgIQARIRCglhZnRlcl9zZXEYAyABKAQSFwoFbGltaXQYBCABKA1CCLpIBSoDGOgHIjoKFFJlYWRNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAuY2hhdC52MS5NZXNzYWdlIlIKC0luYm94QXBwZW5kEhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAESKQoHbWVzc2FnZRgCIAEoCzIQLmNoYXQudjEuTWVzc2FnZUIGukgDyAEBIkQKEkFwcGVuZEluYm94UmVxdWVzdBIuCgVpdGVtcxgBIAMoCzIULmNoYXQudjEuSW5ib3hBcHBlbmRCCbpIBpIBAxDoByI7ChNBcHBlbmRJbmJveFJlc3BvbnNlEiQKB2VudHJpZXMYASADKAsyEy5jaGF0LnYxLkluYm94RW50cnkibAoQUmVhZEluYm94UmVxdWVzdBIYCgd1c2VyX2lkGAEgASgJQge6SARyAhABEiUKBWFmdGVyGAIgASgLMhYuY2hhdC52MS5WZXJzaW9uVmVjdG9yEhcKBWxpbWl0GAMgASgNQgi6SAUqAxjoByKaAQoRUmVhZEluYm94UmVzcG9uc2USJAoHZW50cmllcxgBIAMoCzITLmNoYXQudjEuSW5ib3hFbnRyeRIkCgRoZWFkGAIgASgLMhYuY2hhdC52MS5WZXJzaW9uVmVjdG9yEhAKCGhhc19tb3JlGAMgASgIEicKB2V4cGlyZWQYBCABKAsyFi5jaGF0LnYxLlZlcnNpb25WZWN0b3IiQAoTV3JpdGVSZWNlaXB0UmVxdWVzdBIpCgdyZWNlaXB0GAEgASgLMhAuY2hhdC52MS5SZWNlaXB0Qga6SAPIAQEiSwoUV3JpdGVSZWNlaXB0UmVzcG9uc2USIQoHcmVjZWlwdBgBIAEoCzIQLmNoYXQudjEuUmVjZWlwdBIQCghhZHZhbmNlZBgCIAEoCCI3ChNSZWFkUmVjZWlwdHNSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQASI6ChRSZWFkUmVjZWlwdHNSZXNwb25zZRIiCghyZWNlaXB0cxgBIAMoCzIQLmNoYXQudjEuUmVjZWlwdCI4ChRSZWFkUm91dGVkU2VxUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAEiJAoVUmVhZFJvdXRlZFNlcVJlc3BvbnNlEgsKA3NlcRgBIAEoBCJGChVXcml0ZVJvdXRlZFNlcVJlcXVlc3QSIAoPY29udmVyc2F0aW9uX2lkGAEgASgJQge6SARyAhABEgsKA3NlcRgCIAEoBCIYChZXcml0ZVJvdXRlZFNlcVJlc3BvbnNlIlYKE0xpc3RVbnJvdXRlZFJlcXVlc3QSEgoKbWluX2FnZV9tcxgBIAEoDRISCgptYXhfYWdlX21zGAIgASgNEhcKBWxpbWl0GAMgASgNQgi6SAUqAxjoByI6ChRMaXN0VW5yb3V0ZWRSZXNwb25zZRIiCghtZXNzYWdlcxgBIAMoCzIQLmNoYXQudjEuTWVzc2FnZSJWCglQdXNoVG9rZW4SEQoJZGV2aWNlX2lkGAEgASgJEicKCHBsYXRmb3JtGAIgASgOMhUuY2hhdC52MS5QdXNoUGxhdGZvcm0SDQoFdG9rZW4YAyABKAkiWwoUU2F2ZVB1c2hUb2tlblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIpCgV0b2tlbhgCIAEoCzISLmNoYXQudjEuUHVzaFRva2VuQga6SAPIAQEiFwoVU2F2ZVB1c2hUb2tlblJlc3BvbnNlIk4KFkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIaCglkZXZpY2VfaWQYAiABKAlCB7pIBHICEAEiGQoXRGVsZXRlUHVzaFRva2VuUmVzcG9uc2UiMQoVTGlzdFB1c2hUb2tlbnNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAEiPAoWTGlzdFB1c2hUb2tlbnNSZXNwb25zZRIiCgZ0b2tlbnMYASADKAsyEi5jaGF0LnYxLlB1c2hUb2tlbjKaCgoSUGVyc2lzdGVuY2VTZXJ2aWNlEl0KEkluc2VydENvbnZlcnNhdGlvbhIiLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVxdWVzdBojLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVzcG9uc2USVwoQUmVhZENvbnZlcnNhdGlvbhIgLmNoYXQudjEuUmVhZENvbnZlcnNhdGlvblJlcXVlc3QaIS5jaGF0LnYxLlJlYWRDb252ZXJzYXRpb25SZXNwb25zZRJUCg9MaXN0TWVtYmVyc2hpcHMSHy5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QaIC5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEk4KDUFwcGVuZE1lc3NhZ2USHS5jaGF0LnYxLkFwcGVuZE1lc3NhZ2VSZXF1ZXN0Gh4uY2hhdC52MS5BcHBlbmRNZXNzYWdlUmVzcG9uc2USSAoLUmVhZEhpc3RvcnkSGy5jaGF0LnYxLlJlYWRIaXN0b3J5UmVxdWVzdBocLmNoYXQudjEuUmVhZEhpc3RvcnlSZXNwb25zZRJLCgxSZWFkTWVzc2FnZXMSHC5jaGF0LnYxLlJlYWRNZXNzYWdlc1JlcXVlc3QaHS5jaGF0LnYxLlJlYWRNZXNzYWdlc1Jlc3BvbnNlEkgKC0FwcGVuZEluYm94EhsuY2hhdC52MS5BcHBlbmRJbmJveFJlcXVlc3QaHC5jaGF0LnYxLkFwcGVuZEluYm94UmVzcG9uc2USQgoJUmVhZEluYm94EhkuY2hhdC52MS5SZWFkSW5ib3hSZXF1ZXN0GhouY2hhdC52MS5SZWFkSW5ib3hSZXNwb25zZRJLCgxXcml0ZVJlY2VpcHQSHC5jaGF0LnYxLldyaXRlUmVjZWlwdFJlcXVlc3QaHS5jaGF0LnYxLldyaXRlUmVjZWlwdFJlc3BvbnNlEksKDFJlYWRSZWNlaXB0cxIcLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVxdWVzdBodLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVzcG9uc2USTgoNUmVhZFJvdXRlZFNlcRIdLmNoYXQudjEuUmVhZFJvdXRlZFNlcVJlcXVlc3QaHi5jaGF0LnYxLlJlYWRSb3V0ZWRTZXFSZXNwb25zZRJRCg5Xcml0ZVJvdXRlZFNlcRIeLmNoYXQudjEuV3JpdGVSb3V0ZWRTZXFSZXF1ZXN0Gh8uY2hhdC52MS5Xcml0ZVJvdXRlZFNlcVJlc3BvbnNlEksKDExpc3RVbnJvdXRlZBIcLmNoYXQudjEuTGlzdFVucm91dGVkUmVxdWVzdBodLmNoYXQudjEuTGlzdFVucm91dGVkUmVzcG9uc2USTgoNU2F2ZVB1c2hUb2tlbhIdLmNoYXQudjEuU2F2ZVB1c2hUb2tlblJlcXVlc3QaHi5jaGF0LnYxLlNhdmVQdXNoVG9rZW5SZXNwb25zZRJUCg9EZWxldGVQdXNoVG9rZW4SHy5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QaIC5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlc3BvbnNlElEKDkxpc3RQdXNoVG9rZW5zEh4uY2hhdC52MS5MaXN0UHVzaFRva2Vuc1JlcXVlc3QaHy5jaGF0LnYxLkxpc3RQdXNoVG9rZW5zUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_chat_v1_types]);
+  fileDesc("ChljaGF0L3YxL3BlcnNpc3RlbmNlLnByb3RvEgdjaGF0LnYxIqECChlJbnNlcnRDb252ZXJzYXRpb25SZXF1ZXN0EjQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskEjMKBGtpbmQYAiABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmRCCrpIB4IBBBABIAASFwoFdGl0bGUYAyABKAlCCLpIBXIDGIABEhsKCmNyZWF0ZWRfYnkYBCABKAlCB7pIBHICEAESIAoKbWVtYmVyX2lkcxgFIAMoCUIMukgJkgEGCAIQIRgBEhUKDWNsaWVudF9tc2dfaWQYBiABKAkSGAoQc2VuZGVyX2RldmljZV9pZBgHIAEoCRIQCghzZWVuX2hsYxgIIAEoBCJ/ChpJbnNlcnRDb252ZXJzYXRpb25SZXNwb25zZRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbhIhCgdtZXNzYWdlGAIgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCI7ChdSZWFkQ29udmVyc2F0aW9uUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAEiRwoYUmVhZENvbnZlcnNhdGlvblJlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIl8KFkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARISCgpwYWdlX3Rva2VuGAIgASgJEhcKBWxpbWl0GAMgASgNQgi6SAUqAxj0AyJCChdMaXN0TWVtYmVyc2hpcHNSZXNwb25zZRInCgRwYWdlGAEgASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25QYWdlIvMBChRBcHBlbmRNZXNzYWdlUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESGgoJc2VuZGVyX2lkGAIgASgJQge6SARyAhABEhgKEHNlbmRlcl9kZXZpY2VfaWQYAyABKAkSHgoNY2xpZW50X21zZ19pZBgEIAEoCUIHukgEcgIQARIQCghzZWVuX2hsYxgFIAEoBBIOCgR0ZXh0GAYgASgJSAASLwoKbWVtYmVyc2hpcBgHIAEoCzIZLmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZUgAQhAKB2NvbnRlbnQSBbpIAggBIk0KFUFwcGVuZE1lc3NhZ2VSZXNwb25zZRIhCgdtZXNzYWdlGAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCJCChJSZWFkSGlzdG9yeVJlcXVlc3QSLAoFcXVlcnkYASABKAsyFS5jaGF0LnYxLkhpc3RvcnlRdWVyeUIGukgDyAEBIjgKE1JlYWRIaXN0b3J5UmVzcG9uc2USIQoHaGlzdG9yeRgBIAEoCzIQLmNoYXQudjEuSGlzdG9yeSKDAQoTUmVhZE1lc3NhZ2VzUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESHgoNb3JpZ2luX3JlZ2lvbhgCIAEoCUIHukgEcgIQARIRCglhZnRlcl9zZXEYAyABKAQSFwoFbGltaXQYBCABKA1CCLpIBSoDGOgHIjoKFFJlYWRNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAuY2hhdC52MS5NZXNzYWdlIlIKC0luYm94QXBwZW5kEhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAESKQoHbWVzc2FnZRgCIAEoCzIQLmNoYXQudjEuTWVzc2FnZUIGukgDyAEBIkQKEkFwcGVuZEluYm94UmVxdWVzdBIuCgVpdGVtcxgBIAMoCzIULmNoYXQudjEuSW5ib3hBcHBlbmRCCbpIBpIBAxDoByI7ChNBcHBlbmRJbmJveFJlc3BvbnNlEiQKB2VudHJpZXMYASADKAsyEy5jaGF0LnYxLkluYm94RW50cnkibAoQUmVhZEluYm94UmVxdWVzdBIYCgd1c2VyX2lkGAEgASgJQge6SARyAhABEiUKBWFmdGVyGAIgASgLMhYuY2hhdC52MS5WZXJzaW9uVmVjdG9yEhcKBWxpbWl0GAMgASgNQgi6SAUqAxjoByKaAQoRUmVhZEluYm94UmVzcG9uc2USJAoHZW50cmllcxgBIAMoCzITLmNoYXQudjEuSW5ib3hFbnRyeRIkCgRoZWFkGAIgASgLMhYuY2hhdC52MS5WZXJzaW9uVmVjdG9yEhAKCGhhc19tb3JlGAMgASgIEicKB2V4cGlyZWQYBCABKAsyFi5jaGF0LnYxLlZlcnNpb25WZWN0b3IiQAoTV3JpdGVSZWNlaXB0UmVxdWVzdBIpCgdyZWNlaXB0GAEgASgLMhAuY2hhdC52MS5SZWNlaXB0Qga6SAPIAQEiSwoUV3JpdGVSZWNlaXB0UmVzcG9uc2USIQoHcmVjZWlwdBgBIAEoCzIQLmNoYXQudjEuUmVjZWlwdBIQCghhZHZhbmNlZBgCIAEoCCI3ChNSZWFkUmVjZWlwdHNSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQASI6ChRSZWFkUmVjZWlwdHNSZXNwb25zZRIiCghyZWNlaXB0cxgBIAMoCzIQLmNoYXQudjEuUmVjZWlwdCI4ChRSZWFkUm91dGVkU2VxUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAEiJAoVUmVhZFJvdXRlZFNlcVJlc3BvbnNlEgsKA3NlcRgBIAEoBCJGChVXcml0ZVJvdXRlZFNlcVJlcXVlc3QSIAoPY29udmVyc2F0aW9uX2lkGAEgASgJQge6SARyAhABEgsKA3NlcRgCIAEoBCIYChZXcml0ZVJvdXRlZFNlcVJlc3BvbnNlIlYKE0xpc3RVbnJvdXRlZFJlcXVlc3QSEgoKbWluX2FnZV9tcxgBIAEoDRISCgptYXhfYWdlX21zGAIgASgNEhcKBWxpbWl0GAMgASgNQgi6SAUqAxjoByI6ChRMaXN0VW5yb3V0ZWRSZXNwb25zZRIiCghtZXNzYWdlcxgBIAMoCzIQLmNoYXQudjEuTWVzc2FnZSJWCglQdXNoVG9rZW4SEQoJZGV2aWNlX2lkGAEgASgJEicKCHBsYXRmb3JtGAIgASgOMhUuY2hhdC52MS5QdXNoUGxhdGZvcm0SDQoFdG9rZW4YAyABKAkiWwoUU2F2ZVB1c2hUb2tlblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIpCgV0b2tlbhgCIAEoCzISLmNoYXQudjEuUHVzaFRva2VuQga6SAPIAQEiFwoVU2F2ZVB1c2hUb2tlblJlc3BvbnNlIk4KFkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIaCglkZXZpY2VfaWQYAiABKAlCB7pIBHICEAEiGQoXRGVsZXRlUHVzaFRva2VuUmVzcG9uc2UiMQoVTGlzdFB1c2hUb2tlbnNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAEiPAoWTGlzdFB1c2hUb2tlbnNSZXNwb25zZRIiCgZ0b2tlbnMYASADKAsyEi5jaGF0LnYxLlB1c2hUb2tlbiJMCh1CYXRjaFJlYWRDb252ZXJzYXRpb25zUmVxdWVzdBIrChBjb252ZXJzYXRpb25faWRzGAEgAygJQhG6SA6SAQsQ6AcYASIEcgIQASJOCh5CYXRjaFJlYWRDb252ZXJzYXRpb25zUmVzcG9uc2USLAoNY29udmVyc2F0aW9ucxgBIAMoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIlUKGkJhdGNoQXBwZW5kTWVzc2FnZXNSZXF1ZXN0EjcKBWl0ZW1zGAEgAygLMh0uY2hhdC52MS5BcHBlbmRNZXNzYWdlUmVxdWVzdEIJukgGkgEDEOgHIkcKG0JhdGNoQXBwZW5kTWVzc2FnZXNSZXNwb25zZRIoCghvdXRjb21lcxgBIAMoCzIWLmNoYXQudjEuQXBwZW5kT3V0Y29tZSKDAQoNQXBwZW5kT3V0Y29tZRIhCgdtZXNzYWdlGAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCBISCgplcnJvcl9jb2RlGAMgASgNEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSEQoJcmV0cnlhYmxlGAUgASgIIkoKGUJhdGNoV3JpdGVSZWNlaXB0c1JlcXVlc3QSLQoIcmVjZWlwdHMYASADKAsyEC5jaGF0LnYxLlJlY2VpcHRCCbpIBpIBAxDoByJMChpCYXRjaFdyaXRlUmVjZWlwdHNSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY2hhdC52MS5Xcml0ZVJlY2VpcHRSZXNwb25zZSJZChtCYXRjaFdyaXRlUm91dGVkU2Vxc1JlcXVlc3QSOgoHY3Vyc29ycxgBIAMoCzIeLmNoYXQudjEuV3JpdGVSb3V0ZWRTZXFSZXF1ZXN0Qgm6SAaSAQMQ6AciHgocQmF0Y2hXcml0ZVJvdXRlZFNlcXNSZXNwb25zZTKrDQoSUGVyc2lzdGVuY2VTZXJ2aWNlEl0KEkluc2VydENvbnZlcnNhdGlvbhIiLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVxdWVzdBojLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVzcG9uc2USVwoQUmVhZENvbnZlcnNhdGlvbhIgLmNoYXQudjEuUmVhZENvbnZlcnNhdGlvblJlcXVlc3QaIS5jaGF0LnYxLlJlYWRDb252ZXJzYXRpb25SZXNwb25zZRJUCg9MaXN0TWVtYmVyc2hpcHMSHy5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QaIC5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEk4KDUFwcGVuZE1lc3NhZ2USHS5jaGF0LnYxLkFwcGVuZE1lc3NhZ2VSZXF1ZXN0Gh4uY2hhdC52MS5BcHBlbmRNZXNzYWdlUmVzcG9uc2USSAoLUmVhZEhpc3RvcnkSGy5jaGF0LnYxLlJlYWRIaXN0b3J5UmVxdWVzdBocLmNoYXQudjEuUmVhZEhpc3RvcnlSZXNwb25zZRJLCgxSZWFkTWVzc2FnZXMSHC5jaGF0LnYxLlJlYWRNZXNzYWdlc1JlcXVlc3QaHS5jaGF0LnYxLlJlYWRNZXNzYWdlc1Jlc3BvbnNlEkgKC0FwcGVuZEluYm94EhsuY2hhdC52MS5BcHBlbmRJbmJveFJlcXVlc3QaHC5jaGF0LnYxLkFwcGVuZEluYm94UmVzcG9uc2USQgoJUmVhZEluYm94EhkuY2hhdC52MS5SZWFkSW5ib3hSZXF1ZXN0GhouY2hhdC52MS5SZWFkSW5ib3hSZXNwb25zZRJLCgxXcml0ZVJlY2VpcHQSHC5jaGF0LnYxLldyaXRlUmVjZWlwdFJlcXVlc3QaHS5jaGF0LnYxLldyaXRlUmVjZWlwdFJlc3BvbnNlEksKDFJlYWRSZWNlaXB0cxIcLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVxdWVzdBodLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVzcG9uc2USTgoNUmVhZFJvdXRlZFNlcRIdLmNoYXQudjEuUmVhZFJvdXRlZFNlcVJlcXVlc3QaHi5jaGF0LnYxLlJlYWRSb3V0ZWRTZXFSZXNwb25zZRJRCg5Xcml0ZVJvdXRlZFNlcRIeLmNoYXQudjEuV3JpdGVSb3V0ZWRTZXFSZXF1ZXN0Gh8uY2hhdC52MS5Xcml0ZVJvdXRlZFNlcVJlc3BvbnNlEksKDExpc3RVbnJvdXRlZBIcLmNoYXQudjEuTGlzdFVucm91dGVkUmVxdWVzdBodLmNoYXQudjEuTGlzdFVucm91dGVkUmVzcG9uc2USTgoNU2F2ZVB1c2hUb2tlbhIdLmNoYXQudjEuU2F2ZVB1c2hUb2tlblJlcXVlc3QaHi5jaGF0LnYxLlNhdmVQdXNoVG9rZW5SZXNwb25zZRJUCg9EZWxldGVQdXNoVG9rZW4SHy5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QaIC5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlc3BvbnNlElEKDkxpc3RQdXNoVG9rZW5zEh4uY2hhdC52MS5MaXN0UHVzaFRva2Vuc1JlcXVlc3QaHy5jaGF0LnYxLkxpc3RQdXNoVG9rZW5zUmVzcG9uc2USaQoWQmF0Y2hSZWFkQ29udmVyc2F0aW9ucxImLmNoYXQudjEuQmF0Y2hSZWFkQ29udmVyc2F0aW9uc1JlcXVlc3QaJy5jaGF0LnYxLkJhdGNoUmVhZENvbnZlcnNhdGlvbnNSZXNwb25zZRJgChNCYXRjaEFwcGVuZE1lc3NhZ2VzEiMuY2hhdC52MS5CYXRjaEFwcGVuZE1lc3NhZ2VzUmVxdWVzdBokLmNoYXQudjEuQmF0Y2hBcHBlbmRNZXNzYWdlc1Jlc3BvbnNlEl0KEkJhdGNoV3JpdGVSZWNlaXB0cxIiLmNoYXQudjEuQmF0Y2hXcml0ZVJlY2VpcHRzUmVxdWVzdBojLmNoYXQudjEuQmF0Y2hXcml0ZVJlY2VpcHRzUmVzcG9uc2USYwoUQmF0Y2hXcml0ZVJvdXRlZFNlcXMSJC5jaGF0LnYxLkJhdGNoV3JpdGVSb3V0ZWRTZXFzUmVxdWVzdBolLmNoYXQudjEuQmF0Y2hXcml0ZVJvdXRlZFNlcXNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_v1_types]);
 
 /**
  * InsertConversationRequest describes the conversation and who creates it.
@@ -843,6 +843,195 @@ export const ListPushTokensResponseSchema: GenMessage<ListPushTokensResponse> = 
   messageDesc(file_chat_v1_persistence, 33);
 
 /**
+ * BatchReadConversationsRequest names the conversations.
+ *
+ * @generated from message chat.v1.BatchReadConversationsRequest
+ */
+export type BatchReadConversationsRequest = Message<"chat.v1.BatchReadConversationsRequest"> & {
+  /**
+   * @generated from field: repeated string conversation_ids = 1;
+   */
+  conversationIds: string[];
+};
+
+/**
+ * Describes the message chat.v1.BatchReadConversationsRequest.
+ * Use `create(BatchReadConversationsRequestSchema)` to create a new message.
+ */
+export const BatchReadConversationsRequestSchema: GenMessage<BatchReadConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 34);
+
+/**
+ * BatchReadConversationsResponse carries the conversations that exist, with their members.
+ *
+ * @generated from message chat.v1.BatchReadConversationsResponse
+ */
+export type BatchReadConversationsResponse = Message<"chat.v1.BatchReadConversationsResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.Conversation conversations = 1;
+   */
+  conversations: Conversation[];
+};
+
+/**
+ * Describes the message chat.v1.BatchReadConversationsResponse.
+ * Use `create(BatchReadConversationsResponseSchema)` to create a new message.
+ */
+export const BatchReadConversationsResponseSchema: GenMessage<BatchReadConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 35);
+
+/**
+ * BatchAppendMessagesRequest carries the messages to store.
+ *
+ * @generated from message chat.v1.BatchAppendMessagesRequest
+ */
+export type BatchAppendMessagesRequest = Message<"chat.v1.BatchAppendMessagesRequest"> & {
+  /**
+   * @generated from field: repeated chat.v1.AppendMessageRequest items = 1;
+   */
+  items: AppendMessageRequest[];
+};
+
+/**
+ * Describes the message chat.v1.BatchAppendMessagesRequest.
+ * Use `create(BatchAppendMessagesRequestSchema)` to create a new message.
+ */
+export const BatchAppendMessagesRequestSchema: GenMessage<BatchAppendMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 36);
+
+/**
+ * BatchAppendMessagesResponse answers every item, in request order.
+ *
+ * @generated from message chat.v1.BatchAppendMessagesResponse
+ */
+export type BatchAppendMessagesResponse = Message<"chat.v1.BatchAppendMessagesResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.AppendOutcome outcomes = 1;
+   */
+  outcomes: AppendOutcome[];
+};
+
+/**
+ * Describes the message chat.v1.BatchAppendMessagesResponse.
+ * Use `create(BatchAppendMessagesResponseSchema)` to create a new message.
+ */
+export const BatchAppendMessagesResponseSchema: GenMessage<BatchAppendMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 37);
+
+/**
+ * AppendOutcome is the stored message of one append, or why it failed.
+ *
+ * @generated from message chat.v1.AppendOutcome
+ */
+export type AppendOutcome = Message<"chat.v1.AppendOutcome"> & {
+  /**
+   * @generated from field: chat.v1.Message message = 1;
+   */
+  message?: Message$1 | undefined;
+
+  /**
+   * @generated from field: bool duplicate = 2;
+   */
+  duplicate: boolean;
+
+  /**
+   * error_code is a gRPC status code, set when the append failed.
+   *
+   * @generated from field: uint32 error_code = 3;
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+
+  /**
+   * @generated from field: bool retryable = 5;
+   */
+  retryable: boolean;
+};
+
+/**
+ * Describes the message chat.v1.AppendOutcome.
+ * Use `create(AppendOutcomeSchema)` to create a new message.
+ */
+export const AppendOutcomeSchema: GenMessage<AppendOutcome> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 38);
+
+/**
+ * BatchWriteReceiptsRequest carries the receipts.
+ *
+ * @generated from message chat.v1.BatchWriteReceiptsRequest
+ */
+export type BatchWriteReceiptsRequest = Message<"chat.v1.BatchWriteReceiptsRequest"> & {
+  /**
+   * @generated from field: repeated chat.v1.Receipt receipts = 1;
+   */
+  receipts: Receipt[];
+};
+
+/**
+ * Describes the message chat.v1.BatchWriteReceiptsRequest.
+ * Use `create(BatchWriteReceiptsRequestSchema)` to create a new message.
+ */
+export const BatchWriteReceiptsRequestSchema: GenMessage<BatchWriteReceiptsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 39);
+
+/**
+ * BatchWriteReceiptsResponse answers every receipt, in request order.
+ *
+ * @generated from message chat.v1.BatchWriteReceiptsResponse
+ */
+export type BatchWriteReceiptsResponse = Message<"chat.v1.BatchWriteReceiptsResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.WriteReceiptResponse results = 1;
+   */
+  results: WriteReceiptResponse[];
+};
+
+/**
+ * Describes the message chat.v1.BatchWriteReceiptsResponse.
+ * Use `create(BatchWriteReceiptsResponseSchema)` to create a new message.
+ */
+export const BatchWriteReceiptsResponseSchema: GenMessage<BatchWriteReceiptsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 40);
+
+/**
+ * BatchWriteRoutedSeqsRequest carries the new cursors.
+ *
+ * @generated from message chat.v1.BatchWriteRoutedSeqsRequest
+ */
+export type BatchWriteRoutedSeqsRequest = Message<"chat.v1.BatchWriteRoutedSeqsRequest"> & {
+  /**
+   * @generated from field: repeated chat.v1.WriteRoutedSeqRequest cursors = 1;
+   */
+  cursors: WriteRoutedSeqRequest[];
+};
+
+/**
+ * Describes the message chat.v1.BatchWriteRoutedSeqsRequest.
+ * Use `create(BatchWriteRoutedSeqsRequestSchema)` to create a new message.
+ */
+export const BatchWriteRoutedSeqsRequestSchema: GenMessage<BatchWriteRoutedSeqsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 41);
+
+/**
+ * BatchWriteRoutedSeqsResponse is empty.
+ *
+ * @generated from message chat.v1.BatchWriteRoutedSeqsResponse
+ */
+export type BatchWriteRoutedSeqsResponse = Message<"chat.v1.BatchWriteRoutedSeqsResponse"> & {
+};
+
+/**
+ * Describes the message chat.v1.BatchWriteRoutedSeqsResponse.
+ * Use `create(BatchWriteRoutedSeqsResponseSchema)` to create a new message.
+ */
+export const BatchWriteRoutedSeqsResponseSchema: GenMessage<BatchWriteRoutedSeqsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 42);
+
+/**
  * PersistenceService is the only service that touches the chat database and the offline store
  * (the inbox). It owns sequence allocation, hybrid clock stamping, deduplication, history,
  * inbox cursors and receipts. Every item it writes belongs to its own region (single writer).
@@ -1018,6 +1207,47 @@ export const PersistenceService: GenService<{
     methodKind: "unary";
     input: typeof ListPushTokensRequestSchema;
     output: typeof ListPushTokensResponseSchema;
+  },
+  /**
+   * BatchReadConversations is ReadConversation for many ids; unknown ids are left out.
+   *
+   * @generated from rpc chat.v1.PersistenceService.BatchReadConversations
+   */
+  batchReadConversations: {
+    methodKind: "unary";
+    input: typeof BatchReadConversationsRequestSchema;
+    output: typeof BatchReadConversationsResponseSchema;
+  },
+  /**
+   * BatchAppendMessages is AppendMessage for many messages: those of one conversation in
+   * request order, conversations concurrently. Each item gets its own outcome.
+   *
+   * @generated from rpc chat.v1.PersistenceService.BatchAppendMessages
+   */
+  batchAppendMessages: {
+    methodKind: "unary";
+    input: typeof BatchAppendMessagesRequestSchema;
+    output: typeof BatchAppendMessagesResponseSchema;
+  },
+  /**
+   * BatchWriteReceipts is WriteReceipt for many receipts, answered in request order.
+   *
+   * @generated from rpc chat.v1.PersistenceService.BatchWriteReceipts
+   */
+  batchWriteReceipts: {
+    methodKind: "unary";
+    input: typeof BatchWriteReceiptsRequestSchema;
+    output: typeof BatchWriteReceiptsResponseSchema;
+  },
+  /**
+   * BatchWriteRoutedSeqs is WriteRoutedSeq for many conversations.
+   *
+   * @generated from rpc chat.v1.PersistenceService.BatchWriteRoutedSeqs
+   */
+  batchWriteRoutedSeqs: {
+    methodKind: "unary";
+    input: typeof BatchWriteRoutedSeqsRequestSchema;
+    output: typeof BatchWriteRoutedSeqsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_persistence, 0);

@@ -1,0 +1,66 @@
+/**
+ * Batcher coalesces calls made close together into one batch call ("smart batching"). Items
+ * added while fewer than `maxInflight` batches are in flight leave at the end of the current
+ * event-loop turn, together with everything else added in that turn; while `maxInflight`
+ * batches are in flight, new items wait and leave together when one returns. An idle process
+ * adds no delay, and a busy one makes batches as large as its load (up to `maxBatch`), which
+ * is what spreads the fixed cost of an RPC over many items.
+ */
+export class Batcher<I, R> {
+  readonly #run: (items: I[]) => Promise<R[]>;
+  readonly #maxBatch: number;
+  readonly #maxInflight: number;
+  #queue: Array<{ item: I; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
+  #inflight = 0;
+  #scheduled = false;
+
+  /**
+   * `run` handles a batch and returns one result per item, in order; when it throws, every
+   * item of the batch fails with that error.
+   */
+  constructor(opts: { maxBatch: number; maxInflight: number; run: (items: I[]) => Promise<R[]> }) {
+    this.#run = opts.run;
+    this.#maxBatch = opts.maxBatch;
+    this.#maxInflight = opts.maxInflight;
+  }
+
+  /** add queues an item and resolves with its result. */
+  add(item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inflight >= this.#maxInflight) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    while (this.#queue.length > 0 && this.#inflight < this.#maxInflight) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#inflight++;
+      this.#run(batch.map((b) => b.item))
+        .then((results) => {
+          if (results.length !== batch.length) {
+            throw new Error(`batch of ${batch.length} answered with ${results.length} results`);
+          }
+          batch.forEach((b, i) => {
+            b.resolve(results[i] as R);
+          });
+        })
+        .catch((err: unknown) => {
+          for (const b of batch) b.reject(err);
+        })
+        .finally(() => {
+          this.#inflight--;
+          if (this.#queue.length > 0) this.#schedule();
+        });
+    }
+  }
+}
