@@ -150,6 +150,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   #authFailures = 0;
   #connected: Array<{ resolve: (w: Welcome) => void; reject: (e: ChatClientError) => void }> = [];
   #welcome: Welcome | undefined;
+  #saving: Promise<void> | undefined;
+  #saveNext: Promise<void> | undefined;
 
   constructor(opts: ChatClientOptions) {
     super(opts.onListenerError);
@@ -369,7 +371,27 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     return this.#loaded;
   }
 
-  async #saveState(): Promise<void> {
+  /**
+   * saveState persists the inbox position and unsent messages. Calls made while a save is
+   * running share the one save that follows it, so a slow store sees one save at a time.
+   */
+  #saveState(): Promise<void> {
+    if (!this.#saving) {
+      this.#saving = this.#writeState().finally(() => {
+        this.#saving = undefined;
+      });
+      return this.#saving;
+    }
+    this.#saveNext ??= this.#saving
+      .catch(() => undefined)
+      .then(() => {
+        this.#saveNext = undefined;
+        return this.#saveState();
+      });
+    return this.#saveNext;
+  }
+
+  async #writeState(): Promise<void> {
     const inbox: Record<string, string> = {};
     for (const [r, s] of this.#tracker.vector()) inbox[r] = s.toString();
     await this.#store.save({
@@ -436,6 +458,9 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       }
       this.#onFrame(frame);
     });
+    // A failed connection also closes; listening keeps Node implementations (`ws`) from
+    // treating the error as unhandled.
+    ws.addEventListener("error", () => {});
     ws.addEventListener("close", (ev) => {
       if (this.#ws !== ws) return;
       this.#ws = undefined;
@@ -534,6 +559,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       }
       case "receipt":
         this.emit("receipt", k.value);
+        break;
+      case "receipts":
+        // Several members' receipts of one conversation, coalesced by the server.
+        for (const r of k.value.receipts) this.emit("receipt", r);
         break;
       case "typing":
         this.emit("typing", k.value);

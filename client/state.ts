@@ -22,13 +22,16 @@ export interface PendingSend {
   text: string;
 }
 
-/** MemoryStateStore keeps state for the lifetime of the process (the default). */
+/**
+ * MemoryStateStore keeps state for the lifetime of the process (the default). The client hands
+ * it a new object on every save and never changes one afterwards, so it is kept as given.
+ */
 export class MemoryStateStore implements ClientStateStore {
   #state: PersistedState | undefined;
   load() {
     return this.#state && structuredClone(this.#state);
   }
   save(state: PersistedState) {
-    this.#state = structuredClone(state);
+    this.#state = state;
   }
 }
