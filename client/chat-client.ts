@@ -55,7 +55,7 @@ export interface ChatClientOptions {
   reconnect?: { initialMs?: number; maxMs?: number };
   /** gapTimeoutMs is how long a hole in the inbox may stay open before asking for a sync. */
   gapTimeoutMs?: number;
-  /** ackDelayMs batches delivery acknowledgements (default 50 ms). */
+  /** ackDelayMs batches delivery acknowledgements (default 250 ms). */
   ackDelayMs?: number;
   /** client names the app in the server's logs. */
   client?: string;
@@ -168,7 +168,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       encoding: opts.encoding ?? "proto",
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
       gapTimeoutMs: opts.gapTimeoutMs ?? 1_000,
-      ackDelayMs: opts.ackDelayMs ?? 50,
+      ackDelayMs: opts.ackDelayMs ?? 250,
       client: opts.client ?? "connect-chat-sdk",
     };
   }

@@ -84,13 +84,13 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   // Sends and acks of every connection leave in shared batches: one RPC carries many.
   const sends = new Batcher({
     maxBatch: 500,
-    maxInflight: 4,
+    maxInflight: 2,
     run: async (items: MessageInitShape<typeof BatchSendItemSchema>[]) =>
       (await deps.messaging.batchSendMessages({ items })).outcomes,
   });
   const acks = new Batcher({
     maxBatch: 500,
-    maxInflight: 2,
+    maxInflight: 1,
     run: async (items: MessageInitShape<typeof BatchDeliveredItemSchema>[]) =>
       (await deps.messaging.batchMarkDelivered({ items })).outcomes,
   });

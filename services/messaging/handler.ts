@@ -30,7 +30,7 @@ import type {
   SendMessageRequest,
   SetTypingRequest,
 } from "../../gen/chat/v1/messaging_pb.ts";
-import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
+import type { PersistenceService, WriteReceiptResponse } from "../../gen/chat/v1/persistence_pb.ts";
 import {
   type Conversation,
   ConversationKind,
@@ -44,6 +44,7 @@ import {
   ReceiptSchema,
   type VersionVector,
 } from "../../gen/chat/v1/types_pb.ts";
+import { Batcher } from "../shared/batcher.ts";
 import {
   failedPrecondition,
   invalidArgument,
@@ -78,6 +79,9 @@ export interface MessagingDeps {
  * MessagingHandler implements MessagingService: every command a user issues, authorized
  * against the conversation's current members, persisted, then announced on the bus.
  */
+/** READ_BATCH is the most items one batch call to persistence may carry. */
+const READ_BATCH = 1000;
+
 export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   readonly #d: MessagingDeps;
 
@@ -399,9 +403,13 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       }
     });
     if (writes.length === 0) return errors;
-    const { results } = await this.#d.persistence.batchWriteReceipts({
-      receipts: writes.map((w) => w.receipt),
-    });
+    const results: WriteReceiptResponse[] = [];
+    for (let i = 0; i < writes.length; i += READ_BATCH) {
+      const res = await this.#d.persistence.batchWriteReceipts({
+        receipts: writes.slice(i, i + READ_BATCH).map((w) => w.receipt),
+      });
+      results.push(...res.results);
+    }
     const advanced = results.flatMap((r, j) =>
       r.advanced && r.receipt
         ? [{ receipt: r.receipt, memberIds: writes[j]?.memberIds ?? [] }]
@@ -418,15 +426,30 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     return errors;
   }
 
-  /** conversations reads conversations by id, all in one call; unknown ids are left out. */
-  async #conversations(ids: string[]): Promise<Map<string, Conversation>> {
-    const unique = [...new Set(ids)];
-    if (unique.length === 0) return new Map();
-    const { conversations } = await this.#d.persistence.batchReadConversations({
-      conversationIds: unique,
-    });
-    return new Map(conversations.map((c) => [c.id, c]));
+  /**
+   * conversations reads conversations by id; unknown ids are left out. Reads made while one
+   * is in flight share the next call, so concurrent batches cost one RPC between them.
+   */
+  #conversations(ids: string[]): Promise<Map<string, Conversation>> {
+    if (ids.length === 0) return Promise.resolve(new Map());
+    return this.#conversationReads.add(ids);
   }
+
+  readonly #conversationReads = new Batcher<string[], Map<string, Conversation>>({
+    maxBatch: 100,
+    maxInflight: 1,
+    run: async (lists) => {
+      const unique = [...new Set(lists.flat())];
+      const found = new Map<string, Conversation>();
+      for (let i = 0; i < unique.length; i += READ_BATCH) {
+        const { conversations } = await this.#d.persistence.batchReadConversations({
+          conversationIds: unique.slice(i, i + READ_BATCH),
+        });
+        for (const c of conversations) found.set(c.id, c);
+      }
+      return lists.map(() => found);
+    },
+  });
 
   async #receipt(caller: Caller, conversationId: string, kind: ReceiptKind, upTo?: VersionVector) {
     const conversation = await this.#memberOf(conversationId, caller);

@@ -4,6 +4,7 @@ import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
 import type { MessageStored } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import type { InboxEntry, Message } from "../../gen/chat/v1/types_pb.ts";
+import { Batcher } from "../shared/batcher.ts";
 import type { Fanout, Push } from "../shared/fanout.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
@@ -19,6 +20,9 @@ export interface RouterDeps {
 }
 
 const INBOX_BATCH = 1000;
+
+type InboxItem = { userId: string; message: Message };
+type Cursor = { conversationId: string; seq: bigint };
 const GAP_READ = 500n;
 
 /**
@@ -37,10 +41,43 @@ export class Router {
   readonly #d: RouterDeps;
   readonly #cursors = new Map<string, bigint>();
   readonly #cacheSize: number;
+  // Partitions are routed concurrently; their inbox appends and cursor writes made while one
+  // call is in flight go together in the next, so a busy region makes few, large calls.
+  readonly #inboxAppends: Batcher<InboxItem[], InboxEntry[]>;
+  readonly #cursorWrites: Batcher<Cursor[], undefined>;
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
     this.#cacheSize = deps.cursorCacheSize ?? 100_000;
+    this.#inboxAppends = new Batcher({
+      maxBatch: 100,
+      maxInflight: 1,
+      run: async (lists) => {
+        const items = lists.flat();
+        const entries: InboxEntry[] = [];
+        for (let i = 0; i < items.length; i += INBOX_BATCH) {
+          const res = await deps.persistence.appendInbox({
+            items: items.slice(i, i + INBOX_BATCH),
+          });
+          entries.push(...res.entries);
+        }
+        let at = 0;
+        return lists.map((list) => entries.slice(at, (at += list.length)));
+      },
+    });
+    this.#cursorWrites = new Batcher({
+      maxBatch: 100,
+      maxInflight: 1,
+      run: async (lists) => {
+        const cursors = lists.flat();
+        for (let i = 0; i < cursors.length; i += INBOX_BATCH) {
+          await deps.persistence.batchWriteRoutedSeqs({
+            cursors: cursors.slice(i, i + INBOX_BATCH),
+          });
+        }
+        return lists.map(() => undefined);
+      },
+    });
   }
 
   /** route routes a batch of message.stored events, in order. */
@@ -61,11 +98,7 @@ export class Router {
     const items = plan.flatMap((p) =>
       p.recipientIds.map((userId) => ({ userId, message: p.message })),
     );
-    const entries: InboxEntry[] = [];
-    for (let i = 0; i < items.length; i += INBOX_BATCH) {
-      const res = await this.#d.persistence.appendInbox({ items: items.slice(i, i + INBOX_BATCH) });
-      entries.push(...res.entries);
-    }
+    const entries = await this.#inboxAppends.add(items);
 
     const byUser = new Map<string, InboxEntry[]>();
     entries.forEach((entry, i) => {
@@ -89,9 +122,9 @@ export class Router {
         return { key: userId, value: { userId, entry } };
       }),
     );
-    await this.#d.persistence.batchWriteRoutedSeqs({
-      cursors: [...advanced].map(([conversationId, seq]) => ({ conversationId, seq })),
-    });
+    await this.#cursorWrites.add(
+      [...advanced].map(([conversationId, seq]) => ({ conversationId, seq })),
+    );
     for (const [conversationId, seq] of advanced) this.#remember(conversationId, seq);
   }
 
