@@ -42,16 +42,44 @@ function where(url: string): string {
   return local.split("/").slice(0, 2).join("/");
 }
 
+const parent = new Map<number, number>();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+
 const fn = new Map<string, number>();
 const pkg = new Map<string, number>();
 for (const [id, us] of selfUs) {
   const n = byId.get(id);
   if (!n) continue;
   const f = n.callFrame;
-  const name = `${f.functionName || "(anonymous)"} ${f.url ? `${f.url.replace(/^.*node_modules\//, "").replace(`file://${process.cwd()}/`, "")}:${f.lineNumber + 1}` : ""}`;
+  const name = frameName(n);
   fn.set(name, (fn.get(name) ?? 0) + us);
   const w = where(f.url);
   pkg.set(w, (pkg.get(w) ?? 0) + us);
+}
+
+// Inclusive time of the project's own functions (not node_modules, not Node's): each sample
+// counts once for every distinct project function on its stack. Work resumed after an await
+// starts a new stack, so this shows synchronous costs, not whole requests.
+const own = new Map<string, number>();
+for (const [id, us] of selfUs) {
+  const seen = new Set<string>();
+  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+    const n = byId.get(at);
+    if (!n || !isOwn(n.callFrame.url)) continue;
+    const name = frameName(n);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    own.set(name, (own.get(name) ?? 0) + us);
+  }
+}
+
+function isOwn(url: string): boolean {
+  return url.startsWith("file://") && !url.includes("/node_modules/");
+}
+
+function frameName(n: ProfileNode): string {
+  const f = n.callFrame;
+  return `${f.functionName || "(anonymous)"} ${f.url ? `${f.url.replace(/^.*node_modules\//, "").replace(`file://${process.cwd()}/`, "")}:${f.lineNumber + 1}` : ""}`;
 }
 const print = (title: string, m: Map<string, number>) => {
   process.stdout.write(`\n${title}\n`);
@@ -64,3 +92,4 @@ const print = (title: string, m: Map<string, number>) => {
 process.stdout.write(`${file}: ${(total / 1000).toFixed(0)} ms sampled\n`);
 print("by package or folder (self time)", pkg);
 print("by function (self time)", fn);
+print("project functions (inclusive, synchronous)", own);

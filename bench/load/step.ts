@@ -20,6 +20,8 @@ export interface StepResult {
   /** ack: send → acknowledgement at the sender; delivery: send → arrival at each member device. */
   ack: Percentiles;
   delivery: Percentiles;
+  /** sendLag is how late the load generator issued sends after their intended time. */
+  sendLag: Percentiles;
   /** serverCpuSeconds is the target's CPU time (all its processes) during the window. */
   serverCpuSeconds: number;
   cpuSecondsPer1000Deliveries: number;
@@ -56,6 +58,7 @@ export class Load {
   #sendErrors = 0;
   #ack = new LatencyHistogram();
   #delivery = new LatencyHistogram();
+  #sendLag = new LatencyHistogram();
 
   constructor(groups: Group[], messageBytes: number) {
     this.#groups = groups;
@@ -100,6 +103,7 @@ export class Load {
   ): Promise<StepResult> {
     this.#ack = new LatencyHistogram();
     this.#delivery = new LatencyHistogram();
+    this.#sendLag = new LatencyHistogram();
     this.#deliveredInWindow = 0;
     this.#ackedInWindow = 0;
     this.#sendErrors = 0;
@@ -160,6 +164,7 @@ export class Load {
       achievedDeliveriesPerSecond: Math.round(deliveredInWindow / windowSeconds),
       ack: this.#ack.summary(),
       delivery: this.#delivery.summary(),
+      sendLag: this.#sendLag.summary(),
       serverCpuSeconds: round(serverCpuSeconds, 2),
       cpuSecondsPer1000Deliveries:
         deliveredInWindow === 0 ? 0 : round((serverCpuSeconds * 1000) / deliveredInWindow, 4),
@@ -179,6 +184,7 @@ export class Load {
     const id = newClientMsgId();
     const w = this.#window;
     const measured = w !== undefined && t0 >= w.start && t0 < w.end;
+    if (measured) this.#sendLag.record(performance.now() - t0);
     this.#pending.set(id, { t0, remaining: s.fanout, measured });
     s.client.send(s.conversationId, id, this.#text).then(
       () => {
