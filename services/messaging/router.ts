@@ -61,8 +61,9 @@ export class Router {
           });
           entries.push(...res.entries);
         }
-        let at = 0;
-        return lists.map((list) => entries.slice(at, (at += list.length)));
+        const out: InboxEntry[][] = [];
+        for (const list of lists) out.push(entries.splice(0, list.length));
+        return out;
       },
     });
     this.#cursorWrites = new Batcher({
