@@ -16,16 +16,26 @@ export interface PushSchedulerDeps {
 }
 
 const PREVIEW_CHARS = 120;
+/** READ_BATCH is the most conversations one BatchReadReceipts may name. */
+const READ_BATCH = 1000;
+
+/** AppendedEvent is an inbox append and when it was published. */
+export interface AppendedEvent {
+  event: InboxAppended;
+  appendedAtMs: number;
+}
 
 /**
  * PushScheduler sends a push notification when a message reached a recipient's inbox but no
  * device of the recipient acknowledged it within the push delay (DESIGN.md §4.7).
  *
- * It consumes inbox.appended deliberately late: a batch is handled once its newest record is
- * `delayMs` old (until then it goes back to the bus with RetryLater, which holds only its
- * partition). The check then survives restarts (an unhandled batch is redelivered), needs no
- * timers, and costs nothing for messages delivered in time beyond one receipts read per
- * conversation.
+ * It consumes inbox.appended deliberately late: the records of a batch that are `delayMs` old
+ * are handled, and the rest go back to the bus with RetryLater (which commits the handled
+ * ones and holds only this partition) until they are due. The check then survives restarts
+ * (an unhandled record is redelivered), needs no timers, and costs nothing for messages
+ * delivered in time beyond one receipts read per batch. Handling the due part first
+ * matters under steady traffic: a batch always ends with a fresh record, and waiting for the
+ * whole batch would put pushes off for as long as the traffic lasts.
  */
 export class PushScheduler {
   readonly #d: PushSchedulerDeps;
@@ -36,12 +46,21 @@ export class PushScheduler {
     this.#now = deps.now ?? Date.now;
   }
 
-  /** handle decides and sends pushes for a batch appended at `appendedAtMs` (the newest). */
-  async handle(events: InboxAppended[], appendedAtMs: number): Promise<number> {
-    const wait = appendedAtMs + this.#d.delayMs - this.#now();
-    // Not yet due: the bus hands the batch back when it is, holding only this partition.
-    if (wait > 0) throw new RetryLater(wait);
+  /**
+   * handle decides and sends pushes for a batch of appends, in append order, and returns how
+   * many it sent. When some are not yet due it handles those before them and then throws
+   * RetryLater for the rest.
+   */
+  async handle(batch: AppendedEvent[]): Promise<number> {
+    const now = this.#now();
+    const due = batch.findIndex((b) => b.appendedAtMs + this.#d.delayMs > now);
+    if (due === -1) return this.#handleDue(batch.map((b) => b.event));
+    const wait = (batch[due] as AppendedEvent).appendedAtMs + this.#d.delayMs - now;
+    if (due > 0) await this.#handleDue(batch.slice(0, due).map((b) => b.event));
+    throw new RetryLater(wait, due);
+  }
 
+  async #handleDue(events: InboxAppended[]): Promise<number> {
     // One note per user and conversation: the newest message stands for the rest.
     const newest = new Map<string, { userId: string; message: Message; count: number }>();
     for (const e of events) {
@@ -55,26 +74,32 @@ export class PushScheduler {
         if (m.seq > seen.message.seq) seen.message = m;
       }
     }
+    if (newest.size === 0) return 0;
+    const delivered = await this.#deliveredReceipts([
+      ...new Set([...newest.values()].map((n) => n.message.conversationId)),
+    ]);
     let sent = 0;
-    const delivered = new Map<string, Promise<Map<string, Record<string, bigint>>>>();
     for (const { userId, message, count } of newest.values()) {
-      let receipts = delivered.get(message.conversationId);
-      if (!receipts) {
-        receipts = this.#deliveredReceipts(message.conversationId);
-        delivered.set(message.conversationId, receipts);
-      }
-      const upTo = (await receipts).get(userId)?.[message.originRegion] ?? 0n;
+      const upTo =
+        delivered.get(`${message.conversationId}\u0000${userId}`)?.[message.originRegion] ?? 0n;
       if (upTo >= BigInt(message.seq)) continue;
       sent += await this.#push(userId, message, count);
     }
     return sent;
   }
 
-  async #deliveredReceipts(conversationId: string) {
-    const { receipts } = await this.#d.persistence.readReceipts({ conversationId });
+  /** deliveredReceipts reads the delivered receipts of conversations, by conversation and user. */
+  async #deliveredReceipts(conversationIds: string[]) {
     const out = new Map<string, Record<string, bigint>>();
-    for (const r of receipts) {
-      if (r.kind === ReceiptKind.DELIVERED) out.set(r.userId, r.upTo?.seqs ?? {});
+    for (let i = 0; i < conversationIds.length; i += READ_BATCH) {
+      const { receipts } = await this.#d.persistence.batchReadReceipts({
+        conversationIds: conversationIds.slice(i, i + READ_BATCH),
+      });
+      for (const r of receipts) {
+        if (r.kind === ReceiptKind.DELIVERED) {
+          out.set(`${r.conversationId}\u0000${r.userId}`, r.upTo?.seqs ?? {});
+        }
+      }
     }
     return out;
   }

@@ -5,6 +5,7 @@ import type {
   AppendMessageRequest,
   BatchAppendMessagesRequest,
   BatchReadConversationsRequest,
+  BatchReadReceiptsRequest,
   BatchWriteReceiptsRequest,
   BatchWriteRoutedSeqsRequest,
   DeletePushTokenRequest,
@@ -259,17 +260,24 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
   }
 
   async readReceipts(req: ReadReceiptsRequest) {
-    const receipts = await this.#d.store.readReceipts(req.conversationId);
-    return {
-      receipts: receipts.map((r) =>
-        create(ReceiptSchema, {
-          conversationId: req.conversationId,
-          userId: r.userId,
-          kind: r.kind === "read" ? ReceiptKind.READ : ReceiptKind.DELIVERED,
-          upTo: vectorToProto(r.upTo),
-        }),
-      ),
-    };
+    return { receipts: await this.#receipts(req.conversationId) };
+  }
+
+  async batchReadReceipts(req: BatchReadReceiptsRequest) {
+    const all = await Promise.all(req.conversationIds.map((id) => this.#receipts(id)));
+    return { receipts: all.flat() };
+  }
+
+  async #receipts(conversationId: string): Promise<Receipt[]> {
+    const receipts = await this.#d.store.readReceipts(conversationId);
+    return receipts.map((r) =>
+      create(ReceiptSchema, {
+        conversationId,
+        userId: r.userId,
+        kind: r.kind === "read" ? ReceiptKind.READ : ReceiptKind.DELIVERED,
+        upTo: vectorToProto(r.upTo),
+      }),
+    );
   }
 
   async readRoutedSeq(req: ReadRoutedSeqRequest) {

@@ -123,7 +123,13 @@ export async function consumeEvents<S extends DescMessage>(opts: {
         await opts.handler(events);
         metrics.consumed.inc({ topic: t.name, outcome: "ok" }, events.length);
       } catch (err) {
-        if (err instanceof RetryLater) throw err;
+        if (err instanceof RetryLater) {
+          // handled counts events; the bus counts records, undecodable ones included.
+          const last = events[err.handled - 1];
+          throw err.handled > 0 && last
+            ? new RetryLater(err.delayMs, batch.indexOf(last.record) + 1)
+            : err;
+        }
         metrics.consumed.inc({ topic: t.name, outcome: "retried" }, events.length);
         log.warn({ err, topic: t.name }, "bus handler failed; the batch will be redelivered");
         throw err;

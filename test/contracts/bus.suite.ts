@@ -268,6 +268,45 @@ export function busContract(
     t.true(firstOther >= 0 && firstOther < slowAt, "another partition was consumed meanwhile");
   });
 
+  test(`${name}: RetryLater after part of a batch commits that part; only the rest comes again`, async (t) => {
+    const { bus, topic } = await withBus(t);
+    const name = await topic(uid("prefix"));
+    const group = uid("g");
+    await bus.publish(
+      name,
+      ["a", "b", "c"].map((v) => ({ key: "one-key", value: enc.encode(v) })),
+    );
+    let first: string[] | undefined;
+    let deferred!: () => void;
+    const handedBack = new Promise<void>((r) => {
+      deferred = r;
+    });
+    const a = await bus.subscribe({
+      groupId: group,
+      topics: [name],
+      fromBeginning: true,
+      handler: async (b) => {
+        first ??= b.map((r) => dec.decode(r.value));
+        deferred();
+        // The first record is done; the others are not due for a long while.
+        throw new RetryLater(2_000, 1);
+      },
+    });
+    await handedBack;
+    await a.close();
+    t.deepEqual(first, ["a", "b", "c"], "the three records came as one batch");
+    // Another member of the group starts after the part that was handled.
+    const got = new Collector();
+    await bus.subscribe({
+      groupId: group,
+      topics: [name],
+      fromBeginning: true,
+      handler: async (b) => got.add(b),
+    });
+    await got.until(() => got.values().includes("c"));
+    t.deepEqual(got.values(), ["b", "c"]);
+  });
+
   test(`${name}: what a member never finished is redelivered to the members after a rebalance`, async (t) => {
     const { bus, topic } = await withBus(t);
     const name = await topic(uid("rebalance"));

@@ -1,7 +1,7 @@
-import { fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import test from "ava";
 import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
-import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
+import { GatewayDeliverySchema, InboxAppendedSchema } from "../../gen/chat/v1/events_pb.ts";
 import { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { type InboxEntry, PushPlatform, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
 import type {
@@ -10,7 +10,7 @@ import type {
   PushProvider,
   PushTarget,
 } from "../../services/notification/push/push-provider.ts";
-import { PushScheduler } from "../../services/notification/push-scheduler.ts";
+import { type AppendedEvent, PushScheduler } from "../../services/notification/push-scheduler.ts";
 import { Replayer } from "../../services/notification/replayer.ts";
 import { build as buildPersistence } from "../../services/persistence/server.ts";
 import { MemoryChatStore } from "../../services/shared/adapters/memory/memory-chat-store.ts";
@@ -64,6 +64,46 @@ async function inboxFor(
   return out;
 }
 
+/** appended makes the inbox.appended events of a user's entries, appended at `atMs`. */
+function appended(userId: string, entries: InboxEntry[], atMs: number): AppendedEvent[] {
+  return entries.map((entry) => ({
+    event: create(InboxAppendedSchema, { userId, entry }),
+    appendedAtMs: atMs,
+  }));
+}
+
+test("under steady traffic the due part of a batch is pushed, the rest waits for its time", async (t) => {
+  const p = persistence();
+  const push = new RecordingPush();
+  await p.savePushToken({
+    userId: "bob",
+    token: { deviceId: "phone", platform: PushPlatform.FCM, token: "tok" },
+  });
+  const entries = await inboxFor(p, "bob", ["old", "new"]);
+  const now = 1_000_000;
+  const scheduler = new PushScheduler({
+    persistence: p,
+    provider: push,
+    log: silentLogger,
+    delayMs: 10_000,
+    now: () => now,
+  });
+  // The first append is due, the second came 2 s ago: the first is pushed now, and the bus
+  // is told it is done and to come back for the second in 8 s.
+  const batch = [
+    ...appended("bob", entries.slice(0, 1), now - 30_000),
+    ...appended("bob", entries.slice(1), now - 2_000),
+  ];
+  const later = await scheduler.handle(batch).catch((e: Error) => e);
+  t.true(later instanceof RetryLater);
+  t.is((later as RetryLater).handled, 1);
+  t.is((later as RetryLater).delayMs, 8_000);
+  t.deepEqual(
+    push.sent.map((s) => s.note.body),
+    ["old"],
+  );
+});
+
 test("a message no device acknowledged in time is pushed once per conversation", async (t) => {
   const p = persistence();
   const push = new RecordingPush();
@@ -82,10 +122,7 @@ test("a message no device acknowledged in time is pushed once per conversation",
     log: silentLogger,
     delayMs: 0,
   });
-  const sent = await scheduler.handle(
-    entries.map((entry) => ({ userId: "bob", entry }) as never),
-    Date.now(),
-  );
+  const sent = await scheduler.handle(appended("bob", entries, Date.now()));
   t.is(sent, 1);
   t.deepEqual(
     push.sent.map((s) => [s.target.token, s.note.body, s.note.collapseKey]),
@@ -113,14 +150,12 @@ test("nothing is pushed before the delay, for messages acknowledged during it, o
     log: silentLogger,
     delayMs: 60_000,
   });
-  const events = [
-    ...entries.map((entry) => ({ userId: "bob", entry })),
-    ...own.map((entry) => ({ userId: "alice", entry })),
-  ] as never;
+  const events = (at: number) => [...appended("bob", entries, at), ...appended("alice", own, at)];
   // Not due yet: the batch goes back to the bus, to come again when it is.
-  const early = await scheduler.handle(events, Date.now()).catch((e: Error) => e);
+  const early = await scheduler.handle(events(Date.now())).catch((e: Error) => e);
   t.true(early instanceof RetryLater);
   t.true((early as RetryLater).delayMs > 59_000);
+  t.is((early as RetryLater).handled, 0);
   // Bob's device acknowledges meanwhile.
   await p.writeReceipt({
     receipt: {
@@ -130,7 +165,7 @@ test("nothing is pushed before the delay, for messages acknowledged during it, o
       upTo: { seqs: { "us-east-1": 1n } },
     },
   });
-  t.is(await scheduler.handle(events, Date.now() - 60_000), 0);
+  t.is(await scheduler.handle(events(Date.now() - 60_000)), 0);
   t.deepEqual(push.sent, []);
 });
 
@@ -149,7 +184,7 @@ test("a dead token is forgotten", async (t) => {
     log: silentLogger,
     delayMs: 0,
   });
-  await scheduler.handle(entries.map((entry) => ({ userId: "bob", entry })) as never, Date.now());
+  await scheduler.handle(appended("bob", entries, Date.now()));
   t.deepEqual((await p.listPushTokens({ userId: "bob" })).tokens, []);
 });
 

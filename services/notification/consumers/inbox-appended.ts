@@ -22,10 +22,8 @@ export function consumeInboxAppended(deps: {
     log: deps.log,
     metrics: deps.metrics,
     handler: async (events) => {
-      const newest = Math.max(...events.map((e) => e.record.timestampMs));
       await deps.scheduler.handle(
-        events.map((e) => e.value),
-        newest,
+        events.map((e) => ({ event: e.value, appendedAtMs: e.record.timestampMs })),
       );
     },
   });

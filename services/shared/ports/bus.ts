@@ -30,16 +30,20 @@ export interface Bus {
 }
 
 /**
- * RetryLater, thrown by a handler, asks for the same batch again after `delayMs` without
- * counting it as a failure. The partition waits; other partitions go on (Kafka: the partition
- * is paused, then resumed from the batch's first offset).
+ * RetryLater, thrown by a handler, asks for the batch again after `delayMs` without counting
+ * it as a failure. The first `handled` records of the batch are done: they are committed and
+ * not delivered again, and the retry starts after them. The partition waits; other
+ * partitions go on (Kafka: the partition is paused, then resumed from the first record not
+ * handled).
  */
 export class RetryLater extends Error {
   override name = "RetryLater";
   readonly delayMs: number;
-  constructor(delayMs: number) {
-    super(`retry in ${delayMs} ms`);
+  readonly handled: number;
+  constructor(delayMs: number, handled = 0) {
+    super(`retry in ${delayMs} ms${handled > 0 ? ` after the first ${handled} records` : ""}`);
     this.delayMs = delayMs;
+    this.handled = handled;
   }
 }
 

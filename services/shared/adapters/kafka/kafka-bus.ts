@@ -157,12 +157,36 @@ export class KafkaBus implements Bus {
       if (!(err instanceof RetryLater)) throw err; // kafkajs retries the batch, then restarts
       const tp = [{ topic: batch.topic, partitions: [batch.partition] }];
       consumer.pause(tp);
+      const done = Math.min(err.handled, records.length);
+      const last = records[done - 1];
+      if (last) {
+        resolveOffset(last.offset);
+        await commitOffsetsIfNecessary({
+          topics: [
+            {
+              topic: batch.topic,
+              partitions: [
+                { partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
+              ],
+            },
+          ],
+        });
+      }
       consumer.seek({
         topic: batch.topic,
         partition: batch.partition,
-        offset: batch.firstOffset() ?? "0",
+        offset:
+          records[done]?.offset ??
+          (last ? (BigInt(last.offset) + 1n).toString() : (batch.firstOffset() ?? "0")),
       });
-      setTimeout(() => consumer.resume(tp), err.delayMs).unref();
+      setTimeout(() => {
+        try {
+          consumer.resume(tp);
+        } catch {
+          // The consumer stopped meanwhile; whoever owns the partition next starts after the
+          // committed records.
+        }
+      }, err.delayMs).unref();
       return;
     } finally {
       clearInterval(beat);

@@ -185,6 +185,10 @@ export class MemoryBus implements Bus {
           this.#trim(topic, partition, p);
         } catch (err) {
           if (err instanceof RetryLater) {
+            if (err.handled > 0) {
+              group.committed.set(tp, next + Math.min(err.handled, batch.length));
+              this.#trim(topic, partition, p);
+            }
             await sleep(err.delayMs);
           } else {
             failures++;
