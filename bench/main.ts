@@ -22,7 +22,8 @@ const USAGE = `npm run bench -- [options]
   --connections N       connections carrying the load (default 1000)
   --group-size N        members per conversation; each send reaches all of them (default 10)
   --message-bytes N     text length (default 100)
-  --start-rate N        first offered rate, in sends per second (default 250)
+  --start-rate N        first offered rate, in sends per second (default 250; connect-chat-real
+                        starts at 1/32 of it: DynamoDB Local shares its core)
   --max-steps N         steps per target in the search for the highest sustained rate (default 9)
   --warmup S            seconds of warm-up per step (default 2)
   --duration S          seconds measured per step (default 8)
@@ -183,7 +184,7 @@ async function run(name: TargetName, result: TargetResult) {
     const load = new Load(groups, params.messageBytes);
     await load.quiet(1_000, 10_000);
     result.sweep = await sweep(target, load, {
-      startSendsPerSecond: params.startSendsPerSecond,
+      startSendsPerSecond: Math.max(1, params.startSendsPerSecond * TARGETS[name].startScale),
       maxSteps: params.maxSteps,
       warmupMs: params.warmupSeconds * 1000,
       measureMs: params.durationSeconds * 1000,

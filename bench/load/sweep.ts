@@ -14,7 +14,8 @@ export interface SweepOptions {
 
 /** SweepResult holds every step, the best sustained one, and the step at half its rate. */
 export interface SweepResult {
-  steps: Array<StepResult & { sustained: boolean; why: string }>;
+  /** steps in the order run; settleSeconds is how long the target took to calm down after. */
+  steps: Array<StepResult & { sustained: boolean; why: string; settleSeconds?: number }>;
   maxSustained?: StepResult;
   halfMax?: StepResult;
 }
@@ -36,15 +37,18 @@ export async function sweep(target: Target, load: Load, o: SweepOptions): Promis
       progress: o.progress,
     });
     const why = verdict(r, o.sloP99Ms);
-    const step = { ...r, sustained: why === "", why };
+    const step: SweepResult["steps"][number] = { ...r, sustained: why === "", why };
     steps.push(step);
     o.progress?.(
       `${rate} sends/s → ${r.achievedDeliveriesPerSecond} deliveries/s, p99 ${r.delivery.p99.toFixed(1)} ms${why ? ` (${why})` : ""}`,
     );
-    // Let an overloaded step's backlog drain before the next one.
+    // Let an overloaded step's backlog drain before the next one: first the deliveries, then
+    // whatever the target still does on their account (pushes due later, receipts, backends).
     await load.quiet(1_000, 60_000);
+    step.settleSeconds = await settle(target, idleCpu, o.progress);
     return step;
   };
+  const idleCpu = await cpuShare(target, 2_000);
 
   let good: StepResult | undefined;
   let bad: number | undefined;
@@ -73,6 +77,31 @@ export async function sweep(target: Target, load: Load, o: SweepOptions): Promis
   if (!good) return { steps };
   const halfMax = await run(good.offeredSendsPerSecond / 2);
   return { steps, maxSustained: good, halfMax };
+}
+
+/** cpuShare is the share of one CPU the target used over the next `ms`. */
+async function cpuShare(target: Target, ms: number): Promise<number> {
+  const before = target.usage().cpuSeconds;
+  await new Promise((r) => setTimeout(r, ms));
+  return (target.usage().cpuSeconds - before) / (ms / 1000);
+}
+
+/**
+ * settle waits (up to a minute) until the target is back to within 15 points of the CPU
+ * share it used with its clients connected and idle, and returns how long that took.
+ */
+async function settle(
+  target: Target,
+  idleCpu: number,
+  progress?: (line: string) => void,
+): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < 60; i++) {
+    const share = await cpuShare(target, 1_000);
+    if (share <= idleCpu + 0.15) break;
+    progress?.(`settling: ${Math.round(share * 100)}% CPU (idle ${Math.round(idleCpu * 100)}%)`);
+  }
+  return Math.round((performance.now() - started) / 100) / 10;
 }
 
 function verdict(r: StepResult, sloP99Ms: number): string {

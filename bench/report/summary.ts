@@ -44,13 +44,13 @@ export function summarize(r: BenchResults, chartFile: string): string {
   for (const t of r.targets) lines.push(`- **${t.name}**: ${t.description}`);
   lines.push("", "## Every step", "");
   lines.push(
-    "| target | offered sends/s | offered deliveries/s | achieved deliveries/s | delivery p50 / p99 (ms) | ack p99 (ms) | send lag p99 (ms) | server CPU | load CPU | CPU s / 1000 | verdict |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| target | offered sends/s | offered deliveries/s | achieved deliveries/s | delivery p50 / p99 (ms) | ack p99 (ms) | send lag p99 (ms) | server CPU | load CPU | CPU s / 1000 | verdict | settled after (s) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   );
   for (const t of r.targets) {
     for (const s of t.sweep?.steps ?? []) {
       lines.push(
-        `| ${t.name} | ${fmt(s.offeredSendsPerSecond)} | ${fmt(s.offeredDeliveriesPerSecond)} | ${fmt(s.achievedDeliveriesPerSecond)} | ${ms(s.delivery.p50)} / ${ms(s.delivery.p99)} | ${ms(s.ack.p99)} | ${ms(s.sendLag.p99)} | ${s.serverCpuPercent}% | ${s.loadCpuPercent}% | ${s.cpuSecondsPer1000Deliveries} | ${s.sustained ? "sustained" : s.why} |`,
+        `| ${t.name} | ${fmt(s.offeredSendsPerSecond)} | ${fmt(s.offeredDeliveriesPerSecond)} | ${fmt(s.achievedDeliveriesPerSecond)} | ${ms(s.delivery.p50)} / ${ms(s.delivery.p99)} | ${ms(s.ack.p99)} | ${ms(s.sendLag.p99)} | ${s.serverCpuPercent}% | ${s.loadCpuPercent}% | ${s.cpuSecondsPer1000Deliveries} | ${s.sustained ? "sustained" : s.why} | ${s.settleSeconds ?? ""} |`,
       );
     }
   }
