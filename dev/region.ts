@@ -1,10 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { TOPICS } from "../services/shared/topics.ts";
-import { startDynamoLocal } from "./backends/dynamodb.ts";
-import { startMockKafka } from "./backends/kafka.ts";
+import { startLocalBackends } from "./backends/local.ts";
 import { freePort, stopProcess } from "./backends/processes.ts";
-import { startRedis } from "./backends/redis.ts";
 import { DEV_AUDIENCE, type DevIssuer, startDevIssuer } from "./issuer.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -52,23 +49,12 @@ export async function startProcessRegion(
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const [dynamo, redis, kafka, issuer] = await Promise.all([
-      startDynamoLocal(),
-      startRedis(),
-      startMockKafka({ brokers: 1 }),
-      startDevIssuer(),
-    ]);
+    const [backends, issuer] = await Promise.all([startLocalBackends(), startDevIssuer()]);
     stops.push(
-      () => dynamo.stop(),
-      () => redis.stop(),
-      () => kafka.stop(),
+      () => backends.stop(),
       () => issuer.close(),
     );
-    await dynamo.createTable("connect-chat");
-    for (const t of Object.values(TOPICS)) await kafka.createTopic(t.name, 8);
-    log(
-      `backends: dynamodb ${dynamo.endpoint}, redis ${redis.url}, kafka ${kafka.brokers.join(",")}`,
-    );
+    log(`backends: ${backends.description}`);
 
     const names = [
       "persistence",
@@ -87,14 +73,7 @@ export async function startProcessRegion(
       CHAT_REGION: region,
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
-      CHAT_STORE: "dynamodb",
-      DYNAMODB_ENDPOINT: dynamo.endpoint,
-      DYNAMODB_TABLE: "connect-chat",
-      AWS_REGION: "us-east-1",
-      CHAT_REGISTRY: "redis",
-      REDIS_URL: redis.url,
-      CHAT_BUS: "kafka",
-      KAFKA_BROKERS: kafka.brokers.join(","),
+      ...backends.env,
       KAFKA_SESSION_TIMEOUT_MS: "6000",
       KAFKA_MAX_WAIT_MS: "100",
       PERSISTENCE_URL: url("persistence"),
