@@ -16,6 +16,8 @@ export interface PushSchedulerDeps {
 }
 
 const PREVIEW_CHARS = 120;
+/** RETRY_GRANULARITY_MS is the shortest wait between two looks at a partition's backlog. */
+const RETRY_GRANULARITY_MS = 1_000;
 /** READ_BATCH is the most conversations one BatchReadReceipts may name. */
 const READ_BATCH = 1000;
 
@@ -57,7 +59,9 @@ export class PushScheduler {
     if (due === -1) return this.#handleDue(batch.map((b) => b.event));
     const wait = (batch[due] as AppendedEvent).appendedAtMs + this.#d.delayMs - now;
     if (due > 0) await this.#handleDue(batch.slice(0, due).map((b) => b.event));
-    throw new RetryLater(wait, due);
+    // Under steady traffic the next record is due within milliseconds; coming back for each
+    // one would decode the batch again every few milliseconds. A second's worth at a time.
+    throw new RetryLater(Math.max(wait, RETRY_GRANULARITY_MS), due);
   }
 
   async #handleDue(events: InboxAppended[]): Promise<number> {

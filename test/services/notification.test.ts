@@ -98,6 +98,13 @@ test("under steady traffic the due part of a batch is pushed, the rest waits for
   t.true(later instanceof RetryLater);
   t.is((later as RetryLater).handled, 1);
   t.is((later as RetryLater).delayMs, 8_000);
+  // One due in a few milliseconds is still looked at a second later, with whatever else is due
+  // by then, not once per record.
+  const soon = await scheduler
+    .handle(appended("bob", entries.slice(1), now - 9_995))
+    .catch((e: Error) => e);
+  t.is((soon as RetryLater).delayMs, 1_000);
+  t.is((soon as RetryLater).handled, 0);
   t.deepEqual(
     push.sent.map((s) => s.note.body),
     ["old"],
