@@ -101,18 +101,30 @@ export function busContract(
     const { bus, topic } = await withBus(t);
     const name = await topic(uid("groups"));
     const group = uid("g");
-    const [m1, m2, other] = [new Collector(), new Collector(), new Collector()];
+    // members collects what both members of the group got, so that waiting on it sees both.
+    const [m1, m2, members, other] = [
+      new Collector(),
+      new Collector(),
+      new Collector(),
+      new Collector(),
+    ];
     await bus.subscribe({
       groupId: group,
       topics: [name],
       fromBeginning: true,
-      handler: async (b) => m1.add(b),
+      handler: async (b) => {
+        m1.add(b);
+        members.add(b);
+      },
     });
     await bus.subscribe({
       groupId: group,
       topics: [name],
       fromBeginning: true,
-      handler: async (b) => m2.add(b),
+      handler: async (b) => {
+        m2.add(b);
+        members.add(b);
+      },
     });
     await bus.subscribe({
       groupId: uid("g"),
@@ -126,7 +138,7 @@ export function busContract(
       Array.from({ length: n }, (_, i) => ({ key: `key-${i}`, value: enc.encode(String(i)) })),
     );
     await other.until(() => other.records.length >= n);
-    await m1.until(() => new Set([...m1.values(), ...m2.values()]).size >= n);
+    await members.until(() => new Set(members.values()).size >= n);
     t.is(new Set(other.values()).size, n);
     t.is(m1.records.length + m2.records.length >= n, true);
   });
