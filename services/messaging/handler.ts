@@ -7,7 +7,6 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import {
-  type ConversationPosition,
   type ErrorCode,
   type Error as ErrorFrame,
   ErrorSchema,
@@ -84,6 +83,22 @@ const READ_BATCH = 1000;
 
 export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   readonly #d: MessagingDeps;
+  /** conversationReads shares one BatchReadConversations between reads made together. */
+  readonly #conversationReads = new Batcher<string[], Map<string, Conversation>>({
+    maxBatch: 100,
+    maxInflight: 1,
+    run: async (lists) => {
+      const unique = [...new Set(lists.flat())];
+      const found = new Map<string, Conversation>();
+      for (let i = 0; i < unique.length; i += READ_BATCH) {
+        const { conversations } = await this.#d.persistence.batchReadConversations({
+          conversationIds: unique.slice(i, i + READ_BATCH),
+        });
+        for (const c of conversations) found.set(c.id, c);
+      }
+      return lists.map(() => found);
+    },
+  });
 
   constructor(deps: MessagingDeps) {
     this.#d = deps;
@@ -245,7 +260,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   async markDelivered(req: MarkDeliveredRequest, ctx: HandlerContext) {
-    const [error] = await this.#delivered([
+    const [error] = await this.#advanceReceipts(ReceiptKind.DELIVERED, [
       { actor: callerOf(ctx), conversations: req.conversations },
     ]);
     if (error) throw error;
@@ -257,14 +272,17 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       if (!item.actor) throw invalidArgument(`items[${i}].actor: required`);
       return { actor: item.actor, conversations: item.conversations };
     });
-    const errors = await this.#delivered(items);
+    const errors = await this.#advanceReceipts(ReceiptKind.DELIVERED, items);
     return { outcomes: errors.map((e) => ({ error: e && errorFrame(e) })) };
   }
 
   async markRead(req: MarkReadRequest, ctx: HandlerContext) {
     const read: MarkRead | undefined = req.read;
     if (!read) throw invalidArgument("read: required");
-    await this.#receipt(callerOf(ctx), read.conversationId, ReceiptKind.READ, read.upTo);
+    const [error] = await this.#advanceReceipts(ReceiptKind.READ, [
+      { actor: callerOf(ctx), conversations: [read] },
+    ]);
+    if (error) throw error;
     return {};
   }
 
@@ -372,12 +390,16 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   /**
-   * delivered advances the delivered receipts of a batch of acks (one conversation read and
-   * one write call for all of them) and publishes those that moved. Each item gets the first
-   * error among its conversations; the others are still written.
+   * advanceReceipts advances one kind of receipt for a batch of actors (one conversation read
+   * and one write call for all of them) and publishes those that moved. Each item gets the
+   * first error among its conversations; the others are still written.
    */
-  async #delivered(
-    items: Array<{ actor: Caller; conversations: ConversationPosition[] }>,
+  async #advanceReceipts(
+    kind: ReceiptKind,
+    items: Array<{
+      actor: Caller;
+      conversations: Array<{ conversationId: string; upTo?: VersionVector }>;
+    }>,
   ): Promise<Array<ConnectError | undefined>> {
     const errors: Array<ConnectError | undefined> = items.map(() => undefined);
     const conversations = await this.#conversations(
@@ -395,7 +417,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
           receipt: create(ReceiptSchema, {
             conversationId: p.conversationId,
             userId: actor.userId,
-            kind: ReceiptKind.DELIVERED,
+            kind,
             upTo: p.upTo,
           }),
           memberIds: conversation.memberIds,
@@ -433,40 +455,6 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   #conversations(ids: string[]): Promise<Map<string, Conversation>> {
     if (ids.length === 0) return Promise.resolve(new Map());
     return this.#conversationReads.add(ids);
-  }
-
-  readonly #conversationReads = new Batcher<string[], Map<string, Conversation>>({
-    maxBatch: 100,
-    maxInflight: 1,
-    run: async (lists) => {
-      const unique = [...new Set(lists.flat())];
-      const found = new Map<string, Conversation>();
-      for (let i = 0; i < unique.length; i += READ_BATCH) {
-        const { conversations } = await this.#d.persistence.batchReadConversations({
-          conversationIds: unique.slice(i, i + READ_BATCH),
-        });
-        for (const c of conversations) found.set(c.id, c);
-      }
-      return lists.map(() => found);
-    },
-  });
-
-  async #receipt(caller: Caller, conversationId: string, kind: ReceiptKind, upTo?: VersionVector) {
-    const conversation = await this.#memberOf(conversationId, caller);
-    const res = await this.#d.persistence.writeReceipt({
-      receipt: { conversationId, userId: caller.userId, kind, upTo },
-    });
-    if (!res.advanced || !res.receipt) return;
-    await publishEvents(this.#d.bus, TOPICS.receiptUpdated, [
-      {
-        key: conversationId,
-        value: {
-          receipt: res.receipt,
-          recipientIds: conversation.memberIds,
-          originRegion: this.#d.region,
-        },
-      },
-    ]);
   }
 
   async #find(id: string): Promise<Conversation | undefined> {
