@@ -144,6 +144,18 @@ export class KafkaBus implements Bus {
         : new Uint8Array(),
       timestampMs: Number(m.timestamp),
     }));
+    // Commit now, not on a timer: a batch handled is a batch nobody else gets again. (The
+    // payload's commit, unlike consumer.commitOffsets, still commits while the consumer stops.)
+    const commitThrough = async (offset: string) => {
+      resolveOffset(offset);
+      const next = (BigInt(offset) + 1n).toString();
+      await commitOffsetsIfNecessary({
+        topics: [
+          { topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] },
+        ],
+      });
+      return next;
+    };
     // Keep the membership alive however long the handler takes.
     const beat = setInterval(
       () => {
@@ -159,25 +171,11 @@ export class KafkaBus implements Bus {
       consumer.pause(tp);
       const done = Math.min(err.handled, records.length);
       const last = records[done - 1];
-      if (last) {
-        resolveOffset(last.offset);
-        await commitOffsetsIfNecessary({
-          topics: [
-            {
-              topic: batch.topic,
-              partitions: [
-                { partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
-              ],
-            },
-          ],
-        });
-      }
+      const afterHandled = last ? await commitThrough(last.offset) : undefined;
       consumer.seek({
         topic: batch.topic,
         partition: batch.partition,
-        offset:
-          records[done]?.offset ??
-          (last ? (BigInt(last.offset) + 1n).toString() : (batch.firstOffset() ?? "0")),
+        offset: records[done]?.offset ?? afterHandled ?? batch.firstOffset() ?? "0",
       });
       setTimeout(() => {
         try {
@@ -191,13 +189,7 @@ export class KafkaBus implements Bus {
     } finally {
       clearInterval(beat);
     }
-    resolveOffset(batch.lastOffset());
-    // Commit now, not on a timer: a batch handled is a batch nobody else gets again. (The
-    // payload's commit, unlike consumer.commitOffsets, still commits while the consumer stops.)
-    const offset = (BigInt(batch.lastOffset()) + 1n).toString();
-    await commitOffsetsIfNecessary({
-      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }],
-    });
+    await commitThrough(batch.lastOffset());
   }
 
   #connectProducer(): Promise<Producer> {
