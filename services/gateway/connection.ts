@@ -17,7 +17,7 @@ import type { MessageDraft, Presence, VersionVector } from "../../gen/chat/v1/ty
 import { isRetryableCode } from "../shared/errors.ts";
 import type { HybridClock } from "../shared/hlc.ts";
 import { randomId } from "../shared/ids.ts";
-import { callerHeaders } from "../shared/interceptors.ts";
+import { type Caller, callerHeaders } from "../shared/interceptors.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import type { Session } from "../shared/ports/session-registry.ts";
@@ -55,8 +55,8 @@ export interface ConnectionHost {
   readonly verifier: TokenVerifier;
   readonly messaging: Client<typeof MessagingService>;
   /** sendMessage and markDelivered go out batched with other connections' (see Batcher). */
-  sendMessage(actor: Actor, draft: MessageDraft): Promise<SendOutcome>;
-  markDelivered(actor: Actor, conversations: ConversationPosition[]): Promise<Outcome>;
+  sendMessage(actor: Caller, draft: MessageDraft): Promise<SendOutcome>;
+  markDelivered(actor: Caller, conversations: ConversationPosition[]): Promise<Outcome>;
   readonly notification: Client<typeof NotificationService>;
   readonly bus: Pick<Bus, "publish">;
   readonly clock: HybridClock;
@@ -322,7 +322,7 @@ export class Connection {
   async #dispatch(frame: ClientFrame): Promise<void> {
     const { messaging, notification } = this.#host;
     const opts: CallOptions = {
-      headers: callerHeaders({ userId: this.userId, deviceId: this.deviceId }),
+      headers: callerHeaders(this.#caller()),
     };
     const id = frame.requestId;
     const k = frame.kind;
@@ -333,7 +333,7 @@ export class Connection {
     };
     switch (k.case) {
       case "send": {
-        const res = await this.#host.sendMessage(this.#actor(), k.value);
+        const res = await this.#host.sendMessage(this.#caller(), k.value);
         if (res.error) throw outcomeError(res.error);
         return answer({ case: "sendResult", value: present(res.message) });
       }
@@ -369,7 +369,7 @@ export class Connection {
       }
       case "ack": {
         if (k.value.conversations.length > 0) {
-          const res = await this.#host.markDelivered(this.#actor(), k.value.conversations);
+          const res = await this.#host.markDelivered(this.#caller(), k.value.conversations);
           if (res.error) throw outcomeError(res.error);
         }
         return ok();
@@ -408,7 +408,8 @@ export class Connection {
     }
   }
 
-  #actor(): Actor {
+  /** caller is who this connection's requests act for. */
+  #caller(): Caller {
     return { userId: this.userId, deviceId: this.deviceId };
   }
 
@@ -498,12 +499,6 @@ export class Connection {
       }),
     );
   }
-}
-
-/** Actor is who a batched request acts for. */
-export interface Actor {
-  userId: string;
-  deviceId: string;
 }
 
 /** outcomeError turns the error of one item of a batch into the error of a request. */
