@@ -29,7 +29,7 @@ import type {
   SendMessageRequest,
   SetTypingRequest,
 } from "../../gen/chat/v1/messaging_pb.ts";
-import type { PersistenceService, WriteReceiptResponse } from "../../gen/chat/v1/persistence_pb.ts";
+import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import {
   type Conversation,
   ConversationKind,
@@ -43,7 +43,7 @@ import {
   ReceiptSchema,
   type VersionVector,
 } from "../../gen/chat/v1/types_pb.ts";
-import { Batcher } from "../shared/batcher.ts";
+import { Batcher, inChunks } from "../shared/batcher.ts";
 import {
   failedPrecondition,
   invalidArgument,
@@ -78,9 +78,6 @@ export interface MessagingDeps {
  * MessagingHandler implements MessagingService: every command a user issues, authorized
  * against the conversation's current members, persisted, then announced on the bus.
  */
-/** READ_BATCH is the most items one batch call to persistence may carry. */
-const READ_BATCH = 1000;
-
 export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   readonly #d: MessagingDeps;
   /** conversationReads shares one BatchReadConversations between reads made together. */
@@ -88,14 +85,12 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     maxBatch: 100,
     maxInflight: 1,
     run: async (lists) => {
-      const unique = [...new Set(lists.flat())];
-      const found = new Map<string, Conversation>();
-      for (let i = 0; i < unique.length; i += READ_BATCH) {
-        const { conversations } = await this.#d.persistence.batchReadConversations({
-          conversationIds: unique.slice(i, i + READ_BATCH),
-        });
-        for (const c of conversations) found.set(c.id, c);
-      }
+      const conversations = await inChunks(
+        [...new Set(lists.flat())],
+        async (conversationIds) =>
+          (await this.#d.persistence.batchReadConversations({ conversationIds })).conversations,
+      );
+      const found = new Map(conversations.map((c) => [c.id, c]));
       return lists.map(() => found);
     },
   });
@@ -425,13 +420,10 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       }
     });
     if (writes.length === 0) return errors;
-    const results: WriteReceiptResponse[] = [];
-    for (let i = 0; i < writes.length; i += READ_BATCH) {
-      const res = await this.#d.persistence.batchWriteReceipts({
-        receipts: writes.slice(i, i + READ_BATCH).map((w) => w.receipt),
-      });
-      results.push(...res.results);
-    }
+    const results = await inChunks(
+      writes.map((w) => w.receipt),
+      async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
+    );
     const advanced = results.flatMap((r, j) =>
       r.advanced && r.receipt
         ? [{ receipt: r.receipt, memberIds: writes[j]?.memberIds ?? [] }]

@@ -4,7 +4,7 @@ import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
 import type { MessageStored } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import type { InboxEntry, Message } from "../../gen/chat/v1/types_pb.ts";
-import { Batcher } from "../shared/batcher.ts";
+import { Batcher, inChunks } from "../shared/batcher.ts";
 import type { Fanout, Push } from "../shared/fanout.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
@@ -18,8 +18,6 @@ export interface RouterDeps {
   /** cursorCacheSize bounds the routing cursors kept in memory. */
   cursorCacheSize?: number;
 }
-
-const INBOX_BATCH = 1000;
 
 type InboxItem = { userId: string; message: Message };
 type Cursor = { conversationId: string; seq: bigint };
@@ -53,14 +51,10 @@ export class Router {
       maxBatch: 100,
       maxInflight: 1,
       run: async (lists) => {
-        const items = lists.flat();
-        const entries: InboxEntry[] = [];
-        for (let i = 0; i < items.length; i += INBOX_BATCH) {
-          const res = await deps.persistence.appendInbox({
-            items: items.slice(i, i + INBOX_BATCH),
-          });
-          entries.push(...res.entries);
-        }
+        const entries = await inChunks(
+          lists.flat(),
+          async (items) => (await deps.persistence.appendInbox({ items })).entries,
+        );
         const out: InboxEntry[][] = [];
         for (const list of lists) out.push(entries.splice(0, list.length));
         return out;
@@ -70,12 +64,10 @@ export class Router {
       maxBatch: 100,
       maxInflight: 1,
       run: async (lists) => {
-        const cursors = lists.flat();
-        for (let i = 0; i < cursors.length; i += INBOX_BATCH) {
-          await deps.persistence.batchWriteRoutedSeqs({
-            cursors: cursors.slice(i, i + INBOX_BATCH),
-          });
-        }
+        await inChunks(lists.flat(), async (cursors) => {
+          await deps.persistence.batchWriteRoutedSeqs({ cursors });
+          return [];
+        });
         return lists.map(() => undefined);
       },
     });

@@ -2,6 +2,7 @@ import type { Client } from "@connectrpc/connect";
 import type { InboxAppended } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { type Message, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
+import { inChunks } from "../shared/batcher.ts";
 import type { Logger } from "../shared/logger.ts";
 import { RetryLater } from "../shared/ports/bus.ts";
 import { type PushProvider, platformName } from "./push/push-provider.ts";
@@ -18,8 +19,6 @@ export interface PushSchedulerDeps {
 const PREVIEW_CHARS = 120;
 /** RETRY_GRANULARITY_MS is the shortest wait between two looks at a partition's backlog. */
 const RETRY_GRANULARITY_MS = 1_000;
-/** READ_BATCH is the most conversations one BatchReadReceipts may name. */
-const READ_BATCH = 1000;
 
 /** AppendedEvent is an inbox append and when it was published. */
 export interface AppendedEvent {
@@ -94,15 +93,15 @@ export class PushScheduler {
 
   /** deliveredReceipts reads the delivered receipts of conversations, by conversation and user. */
   async #deliveredReceipts(conversationIds: string[]) {
+    const receipts = await inChunks(
+      conversationIds,
+      async (ids) =>
+        (await this.#d.persistence.batchReadReceipts({ conversationIds: ids })).receipts,
+    );
     const out = new Map<string, Record<string, bigint>>();
-    for (let i = 0; i < conversationIds.length; i += READ_BATCH) {
-      const { receipts } = await this.#d.persistence.batchReadReceipts({
-        conversationIds: conversationIds.slice(i, i + READ_BATCH),
-      });
-      for (const r of receipts) {
-        if (r.kind === ReceiptKind.DELIVERED) {
-          out.set(`${r.conversationId}\u0000${r.userId}`, r.upTo?.seqs ?? {});
-        }
+    for (const r of receipts) {
+      if (r.kind === ReceiptKind.DELIVERED) {
+        out.set(`${r.conversationId}\u0000${r.userId}`, r.upTo?.seqs ?? {});
       }
     }
     return out;

@@ -64,3 +64,18 @@ export class Batcher<I, R> {
     }
   }
 }
+
+/** MAX_BATCH_ITEMS is the most items a batch RPC of the contracts takes (their max_items). */
+export const MAX_BATCH_ITEMS = 1000;
+
+/**
+ * inChunks calls `call` on consecutive chunks of at most MAX_BATCH_ITEMS items, one after
+ * another, and returns everything the calls returned, in order.
+ */
+export async function inChunks<T, R>(items: T[], call: (chunk: T[]) => Promise<R[]>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += MAX_BATCH_ITEMS) {
+    out.push(...(await call(items.slice(i, i + MAX_BATCH_ITEMS))));
+  }
+  return out;
+}
