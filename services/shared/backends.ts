@@ -54,7 +54,7 @@ export function openStores(
     case "dynamodb": {
       const db = connectDynamo(backend);
       return {
-        store: new DynamoChatStore(db, backend.table, region),
+        store: new DynamoChatStore(db, backend.table, region, { peers }),
         inbox: new DynamoInboxStore(db, backend.table, region, {
           peers,
           retentionSeconds: backend.inboxRetentionDays * 86_400,

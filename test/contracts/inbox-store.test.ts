@@ -5,15 +5,23 @@ import { type DynamoLocal, startDynamoLocal } from "../../dev/backends/dynamodb.
 import { requireProgram } from "../../dev/backends/processes.ts";
 import { InboxEntrySchema } from "../../gen/chat/v1/types_pb.ts";
 import { DynamoInboxStore } from "../../services/shared/adapters/dynamodb/dynamo-inbox-store.ts";
-import { keys } from "../../services/shared/adapters/dynamodb/table.ts";
 import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
+import { keys } from "../../services/shared/item-keys.ts";
 import { inboxStoreContract } from "./inbox-store.suite.ts";
 
 inboxStoreContract("MemoryInboxStore", async (region, opts) => {
   const store = new MemoryInboxStore(region, {
     retentionMs: opts.retentionSeconds === undefined ? undefined : opts.retentionSeconds * 1000,
   });
-  return { store, replicate: async (userId, entry) => store.applyReplicated(userId, entry) };
+  return {
+    store,
+    replicate: async (userId, entry) =>
+      store.applyReplicated({
+        pk: keys.inbox(userId, entry.region),
+        sk: keys.inboxEntry(entry.seq),
+        value: { entry, atMs: Date.now() },
+      }),
+  };
 });
 
 const java = requireProgram("java", "install a Java 17 runtime for DynamoDB Local");

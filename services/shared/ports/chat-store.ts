@@ -42,12 +42,23 @@ export interface ChatStore {
   /** head returns this region's latest seq and hlc of a conversation ({0n, 0n} when none). */
   head(conversationId: string): Promise<LogHead>;
 
-  /** findSend returns the message this region stored for a sender's client_msg_id, if any. */
+  /**
+   * findSend returns the message stored for a sender's client_msg_id by this region or by any
+   * region whose items replication has delivered here (the lowest in display order when a retry
+   * made copies in several regions), if its dedup item has not expired.
+   */
   findSend(
     conversationId: string,
     senderId: string,
     clientMsgId: string,
   ): Promise<Message | undefined>;
+
+  /**
+   * copiesOf returns every stored copy, in any region visible here, of the given sends: a send
+   * retried in another region before replication brought the first copy makes a second one.
+   * Copies are found through the dedup items, so they are found while those live.
+   */
+  copiesOf(conversationId: string, sends: SendRef[]): Promise<Message[]>;
 
   /**
    * append stores a message atomically with everything that must change with it: the log head
@@ -85,6 +96,19 @@ export interface ChatStore {
   unrouted(fromMs: number, toMs: number, limit: number): Promise<Message[]>;
 
   /**
+   * untakenOver returns the messages `origin` (another region) appended between `fromMs` and
+   * `toMs` that replication has brought here and this region has not taken over, ordered by
+   * conversation and seq: what a dead region may have left unrouted (see messaging's README).
+   */
+  untakenOver(origin: string, fromMs: number, toMs: number, limit: number): Promise<Message[]>;
+
+  /** takeovers returns, per region, how far it took over `origin`'s messages of a conversation. */
+  takeovers(conversationId: string, origin: string): Promise<Map<string, bigint>>;
+
+  /** advanceTakeover raises this region's takeover cursor of `origin`'s messages; never back. */
+  advanceTakeover(conversationId: string, origin: string, seq: bigint): Promise<void>;
+
+  /**
    * writeReceipt raises this region's receipt item of (conversation, user, kind) entry-wise to
    * `upTo` and returns the receipt merged across regions, and whether anything advanced.
    */
@@ -109,6 +133,33 @@ export interface ChatStore {
 
   /** listPushTokens returns the user's live push tokens, merged across regions. */
   listPushTokens(userId: string): Promise<StoredPushToken[]>;
+
+  /**
+   * claimPush records that this region pushes a notification for a message to a user, unless
+   * a record of any region is already here; it returns whether the claim was made. A record is
+   * written once, before the push, so redeliveries never push twice. Two regions can both claim
+   * only within the replication lag, and only while each believes the other dead.
+   */
+  claimPush(userId: string, message: MessageRef): Promise<boolean>;
+
+  /**
+   * probe writes this region's canary item for an instance and reads it back (strongly): the
+   * store part of the delivery canary. True when the read saw the write.
+   */
+  probe(instanceId: string, nonce: bigint): Promise<boolean>;
+}
+
+/** SendRef names one send: its sender and idempotency key. */
+export interface SendRef {
+  senderId: string;
+  clientMsgId: string;
+}
+
+/** MessageRef names one message by its identity. */
+export interface MessageRef {
+  conversationId: string;
+  originRegion: string;
+  seq: bigint;
 }
 
 /** ConversationMeta is what never changes about a conversation. */

@@ -10,18 +10,27 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type ConversationKind, MessageSchema } from "../../../../gen/chat/v1/types_pb.ts";
+import {
+  type ConversationKind,
+  type Message,
+  MessageSchema,
+} from "../../../../gen/chat/v1/types_pb.ts";
+import { keys } from "../../item-keys.ts";
 import {
   type AppendCommand,
   type ChatStore,
   type ConversationMeta,
+  compareOrder,
   DuplicateSendError,
   type LogHead,
   latestMembership,
   type MembershipItem,
+  type MessageRef,
   newestPushToken,
   type OrderKey,
+  orderKeyOf,
   type ReceiptKindName,
+  type SendRef,
   SeqConflictError,
   type StoredConversation,
   type StoredPushToken,
@@ -42,7 +51,7 @@ import {
   s,
   str,
 } from "./client.ts";
-import { GSI_BY_ORDER, keys, pad20, TTL_ATTRIBUTE } from "./table.ts";
+import { GSI_BY_ORDER, TTL_ATTRIBUTE } from "./table.ts";
 
 /** DynamoChatStoreOptions tune retention and the outbox. */
 export interface DynamoChatStoreOptions {
@@ -50,9 +59,13 @@ export interface DynamoChatStoreOptions {
   sendDedupSeconds?: number;
   /** outboxShards spreads the routing outbox over partitions (writes per second per region). */
   outboxShards?: number;
+  /** peers are the other regions, whose replicated items (copies of sends, pushes) count too. */
+  peers?: readonly string[];
 }
 
 const OUTBOX_BUCKET_MS = 10 * 60_000;
+/** PUSH_CLAIM_DAYS is how long a push record is kept: no push is sent for older messages. */
+const PUSH_CLAIM_DAYS = 7;
 
 /**
  * DynamoChatStore is the ChatStore on DynamoDB (a Global Table in production; DynamoDB Local in
@@ -67,6 +80,7 @@ export class DynamoChatStore implements ChatStore {
   readonly #table: string;
   readonly #dedupSeconds: number;
   readonly #shards: number;
+  readonly #regions: string[];
 
   constructor(
     db: DynamoDBClient,
@@ -79,6 +93,7 @@ export class DynamoChatStore implements ChatStore {
     this.region = region;
     this.#dedupSeconds = opts.sendDedupSeconds ?? 7 * 86_400;
     this.#shards = opts.outboxShards ?? 8;
+    this.#regions = [region, ...(opts.peers ?? []).filter((p) => p !== region)];
   }
 
   async getConversation(id: string): Promise<StoredConversation | undefined> {
@@ -189,11 +204,29 @@ export class DynamoChatStore implements ChatStore {
   }
 
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
+    let best: Message | undefined;
+    for (const m of await this.copiesOf(conversationId, [{ senderId, clientMsgId }])) {
+      if (!best || compareOrder(orderKeyOf(m), orderKeyOf(best)) < 0) best = m;
+    }
+    return best;
+  }
+
+  async copiesOf(conversationId: string, sends: SendRef[]): Promise<Message[]> {
+    if (sends.length === 0) return [];
     const pk = keys.conversation(conversationId);
-    const send = await this.#get(pk, keys.send(this.region, senderId, clientMsgId));
-    if (!send || expired(send)) return undefined;
-    const msg = await this.#get(pk, keys.message(this.region, big(send, "seq")));
-    return msg ? fromBinary(MessageSchema, bytes(msg, "m")) : undefined;
+    const dedups = await this.#batchGet(
+      sends.flatMap((x) =>
+        this.#regions.map((r): [string, string] => [pk, keys.send(r, x.senderId, x.clientMsgId)]),
+      ),
+    );
+    const found = dedups
+      .filter((d) => !expired(d))
+      .map((d): [string, string] => [
+        pk,
+        keys.message(str(d, "sk").split("#")[1] as string, big(d, "seq")),
+      ]);
+    const messages = await this.#batchGet(found);
+    return messages.map((item) => fromBinary(MessageSchema, bytes(item, "m")));
   }
 
   async append(cmd: AppendCommand): Promise<void> {
@@ -247,9 +280,7 @@ export class DynamoChatStore implements ChatStore {
           TableName: this.#table,
           Item: {
             pk: s(keys.outbox(this.region, bucketOf(cmd.appendedAtMs), shard)),
-            sk: s(
-              `${String(cmd.appendedAtMs).padStart(15, "0")}#${m.conversationId}#${pad20(m.seq)}`,
-            ),
+            sk: s(keys.outboxEntry(cmd.appendedAtMs, m.conversationId, m.seq)),
             conv: s(m.conversationId),
             seq: n(m.seq),
             [TTL_ATTRIBUTE]: expiresIn(1, cmd.appendedAtMs),
@@ -330,29 +361,57 @@ export class DynamoChatStore implements ChatStore {
   }
 
   async advanceRoutedSeq(conversationId: string, seq: bigint) {
-    try {
-      await this.#db.send(
-        new UpdateItemCommand({
-          TableName: this.#table,
-          Key: { pk: s(keys.conversation(conversationId)), sk: s(keys.routed(this.region)) },
-          UpdateExpression: "SET seq = :seq",
-          ConditionExpression: "attribute_not_exists(seq) OR seq < :seq",
-          ExpressionAttributeValues: { ":seq": n(seq) },
-        }),
-      );
-    } catch (err) {
-      if ((err as Error).name !== "ConditionalCheckFailedException") throw err;
-    }
+    await this.#raise(keys.conversation(conversationId), keys.routed(this.region), seq);
   }
 
   async unrouted(fromMs: number, toMs: number, limit: number) {
+    const entries = await this.#outboxEntries(this.region, fromMs, toMs);
+    const cursors = await this.#cursors(
+      entries.map((e) => e.conv),
+      () => keys.routed(this.region),
+    );
+    const wanted = entries.filter((e) => e.seq > (cursors.get(e.conv) ?? 0n)).slice(0, limit);
+    return this.#messagesOf(this.region, wanted);
+  }
+
+  async untakenOver(origin: string, fromMs: number, toMs: number, limit: number) {
+    const entries = await this.#outboxEntries(origin, fromMs, toMs);
+    const cursors = await this.#cursors(
+      entries.map((e) => e.conv),
+      () => keys.takeover(this.region, origin),
+    );
+    const wanted = entries.filter((e) => e.seq > (cursors.get(e.conv) ?? 0n)).slice(0, limit);
+    return this.#messagesOf(origin, wanted);
+  }
+
+  async takeovers(conversationId: string, origin: string): Promise<Map<string, bigint>> {
+    const items = await this.#queryAll({
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+      ExpressionAttributeValues: { ":pk": s(keys.conversation(conversationId)), ":p": s("tk#") },
+      ConsistentRead: true,
+    });
+    const out = new Map<string, bigint>();
+    for (const item of items) {
+      const [, region, o] = str(item, "sk").split("#") as [string, string, string];
+      if (o === origin) out.set(region, big(item, "seq"));
+    }
+    return out;
+  }
+
+  async advanceTakeover(conversationId: string, origin: string, seq: bigint) {
+    if (origin === this.region) throw new Error("a region does not take over its own messages");
+    await this.#raise(keys.conversation(conversationId), keys.takeover(this.region, origin), seq);
+  }
+
+  /** outboxEntries reads a region's outbox entries appended between fromMs and toMs. */
+  async #outboxEntries(region: string, fromMs: number, toMs: number) {
     const entries: Array<{ conv: string; seq: bigint }> = [];
     for (let bucket = bucketOf(fromMs); bucket <= bucketOf(toMs); bucket++) {
       for (let shard = 0; shard < this.#shards; shard++) {
         const items = await this.#queryAll({
           KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
           ExpressionAttributeValues: {
-            ":pk": s(keys.outbox(this.region, bucket, shard)),
+            ":pk": s(keys.outbox(region, bucket, shard)),
             ":from": s(String(fromMs).padStart(15, "0")),
             ":to": s(`${String(toMs).padStart(15, "0")}#~`),
           },
@@ -360,16 +419,23 @@ export class DynamoChatStore implements ChatStore {
         for (const item of items) entries.push({ conv: str(item, "conv"), seq: big(item, "seq") });
       }
     }
-    const convs = [...new Set(entries.map((e) => e.conv))];
-    const routed = new Map<string, bigint>();
+    return entries;
+  }
+
+  /** cursors reads one cursor item (routing, takeover) per conversation. */
+  async #cursors(conversations: string[], sk: () => string): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
     for (const item of await this.#batchGet(
-      convs.map((c) => [keys.conversation(c), keys.routed(this.region)]),
+      [...new Set(conversations)].map((c) => [keys.conversation(c), sk()]),
     )) {
-      routed.set(str(item, "pk").slice(2), big(item, "seq"));
+      out.set(str(item, "pk").slice(2), big(item, "seq"));
     }
-    const wanted = entries.filter((e) => e.seq > (routed.get(e.conv) ?? 0n)).slice(0, limit);
+    return out;
+  }
+
+  async #messagesOf(region: string, wanted: Array<{ conv: string; seq: bigint }>) {
     const messages = await this.#batchGet(
-      wanted.map((e) => [keys.conversation(e.conv), keys.message(this.region, e.seq)]),
+      wanted.map((e) => [keys.conversation(e.conv), keys.message(region, e.seq)]),
     );
     return messages
       .map((item) => fromBinary(MessageSchema, bytes(item, "m")))
@@ -380,6 +446,23 @@ export class DynamoChatStore implements ChatStore {
             ? -1
             : 1,
       );
+  }
+
+  /** raise sets a cursor item's seq, only upwards. */
+  async #raise(pk: string, sk: string, seq: bigint) {
+    try {
+      await this.#db.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { pk: s(pk), sk: s(sk) },
+          UpdateExpression: "SET seq = :seq",
+          ConditionExpression: "attribute_not_exists(seq) OR seq < :seq",
+          ExpressionAttributeValues: { ":seq": n(seq) },
+        }),
+      );
+    } catch (err) {
+      if ((err as Error).name !== "ConditionalCheckFailedException") throw err;
+    }
   }
 
   async writeReceipt(conversationId: string, userId: string, kind: ReceiptKindName, upTo: Vector) {
@@ -460,6 +543,48 @@ export class DynamoChatStore implements ChatStore {
 
   async listPushTokens(userId: string): Promise<StoredPushToken[]> {
     return [...(await this.#pushTokens(userId)).values()].filter((t) => t.token !== "");
+  }
+
+  async claimPush(userId: string, message: MessageRef): Promise<boolean> {
+    const pk = keys.conversation(message.conversationId);
+    const mine = keys.pushSent(userId, message.originRegion, message.seq, this.region);
+    const prefix = mine.slice(0, mine.length - this.region.length);
+    const claims = await this.#queryAll({
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :p)",
+      ExpressionAttributeValues: { ":pk": s(pk), ":p": s(prefix) },
+      ConsistentRead: true,
+    });
+    if (claims.length > 0) return false;
+    try {
+      await this.#db.send(
+        new PutItemCommand({
+          TableName: this.#table,
+          Item: {
+            pk: s(pk),
+            sk: s(mine),
+            at: n(Date.now()),
+            [TTL_ATTRIBUTE]: expiresIn(PUSH_CLAIM_DAYS),
+          },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as Error).name === "ConditionalCheckFailedException") return false;
+      throw err;
+    }
+  }
+
+  async probe(instanceId: string, nonce: bigint): Promise<boolean> {
+    const pk = keys.canary(this.region);
+    await this.#db.send(
+      new PutItemCommand({
+        TableName: this.#table,
+        Item: { pk: s(pk), sk: s(instanceId), nonce: n(nonce), [TTL_ATTRIBUTE]: expiresIn(1) },
+      }),
+    );
+    const item = await this.#get(pk, instanceId);
+    return item !== undefined && big(item, "nonce") === nonce;
   }
 
   async #pushTokens(userId: string): Promise<Map<string, StoredPushToken>> {

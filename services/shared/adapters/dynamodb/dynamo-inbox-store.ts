@@ -12,10 +12,11 @@ import {
   InboxEntrySchema,
   type Message,
 } from "../../../../gen/chat/v1/types_pb.ts";
+import { keys, pad20 } from "../../item-keys.ts";
 import type { InboxStore } from "../../ports/inbox-store.ts";
 import type { Vector } from "../../version-vector.ts";
 import { b, big, bytes, cancellationCodes, expiresIn, type Item, n, s, str } from "./client.ts";
-import { keys, pad20, TTL_ATTRIBUTE } from "./table.ts";
+import { TTL_ATTRIBUTE } from "./table.ts";
 
 /** Messages per transaction: the head plus an entry and a dedup item each, within 100 items. */
 const PER_TRANSACTION = 49;
@@ -124,7 +125,7 @@ export class DynamoInboxStore implements InboxStore {
       {
         Put: {
           TableName: this.#table,
-          Item: { pk: s(pk), sk: s("head"), seq: n(last) },
+          Item: { pk: s(pk), sk: s(keys.inboxHead()), seq: n(last) },
           ConditionExpression: expected === 0n ? "attribute_not_exists(pk)" : "seq = :expected",
           ExpressionAttributeValues: expected === 0n ? undefined : { ":expected": n(expected) },
         },
@@ -165,7 +166,7 @@ export class DynamoInboxStore implements InboxStore {
     const res = await this.#db.send(
       new GetItemCommand({
         TableName: this.#table,
-        Key: { pk: s(pk), sk: s("head") },
+        Key: { pk: s(pk), sk: s(keys.inboxHead()) },
         ConsistentRead: true,
       }),
     );

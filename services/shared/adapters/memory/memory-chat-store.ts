@@ -1,5 +1,6 @@
 import { clone } from "@bufbuild/protobuf";
 import { type Message, MessageSchema } from "../../../../gen/chat/v1/types_pb.ts";
+import { keys, writerRegionOf } from "../../item-keys.ts";
 import {
   type AppendCommand,
   type ChatStore,
@@ -9,16 +10,19 @@ import {
   type LogHead,
   latestMembership,
   type MembershipItem,
+  type MessageRef,
   newestPushToken,
   type OrderKey,
   orderKeyOf,
   type ReceiptKindName,
+  type SendRef,
   SeqConflictError,
   type StoredConversation,
   type StoredPushToken,
   type StoredReceipt,
 } from "../../ports/chat-store.ts";
 import { mergeMax, mergeVectors, type Vector } from "../../version-vector.ts";
+import { ChangeListeners, foreignRegion, type ItemChange, type Replica } from "./replica.ts";
 
 interface OutboxItem {
   atMs: number;
@@ -26,36 +30,60 @@ interface OutboxItem {
   seq: bigint;
 }
 
+/** UserIndexItem is a user's record of one conversation, as one region wrote it. */
+interface UserIndexItem extends MembershipItem {
+  meta: ConversationMeta;
+}
+
+interface SendItem {
+  seq: bigint;
+  atMs: number;
+}
+
 /**
  * MemoryChatStore keeps the chat database in this process's memory: the embedded default for
  * `npm start` and tests. It keeps every region's items apart exactly as the DynamoDB table
- * does, so the same merge-on-read code runs; it holds only one process's data and loses it on
- * exit. Stored messages are copied in and out, so callers cannot alter what is stored.
+ * does, so the same merge-on-read code runs, and it is a Replica: it reports every item it
+ * writes and takes other regions' items, as Global Table replication would (see
+ * dev/replication). It holds only one process's data and loses it on exit. Stored messages are
+ * copied in and out, so callers cannot alter what is stored.
  */
-export class MemoryChatStore implements ChatStore {
+export class MemoryChatStore implements ChatStore, Replica {
   readonly region: string;
+  /** conversation → region → metadata */
   readonly #meta = new Map<string, Map<string, ConversationMeta>>();
   /** conversation → user → region → membership */
   readonly #members = new Map<string, Map<string, Map<string, MembershipItem>>>();
-  /** user → conversation → region → membership (the user's index) */
-  readonly #memberships = new Map<string, Map<string, Map<string, MembershipItem>>>();
-  readonly #heads = new Map<string, LogHead>();
+  /** user → conversation → region → membership with metadata (the user's index) */
+  readonly #memberships = new Map<string, Map<string, Map<string, UserIndexItem>>>();
+  /** conversation → region → head */
+  readonly #heads = new Map<string, Map<string, LogHead>>();
   /** conversation → messages of all regions in display order */
   readonly #logs = new Map<string, Message[]>();
   /** conversation\0region → seq → message */
   readonly #bySeq = new Map<string, Map<bigint, Message>>();
-  readonly #sends = new Map<string, Message>();
-  readonly #outbox: OutboxItem[] = [];
-  readonly #routed = new Map<string, bigint>();
+  /** conversation\0region\0sender\0client_msg_id → the send's seq and time */
+  readonly #sends = new Map<string, SendItem>();
+  /** region → outbox entry key → entry, in append order */
+  readonly #outbox = new Map<string, Map<string, OutboxItem>>();
+  /** conversation → regions whose messages this store holds */
+  readonly #origins = new Map<string, Set<string>>();
+  /** conversation → region → routing cursor */
+  readonly #routed = new Map<string, Map<string, bigint>>();
+  /** conversation → region\0origin → takeover cursor */
+  readonly #takeovers = new Map<string, Map<string, bigint>>();
   /** conversation → user\0kind → region → vector */
   readonly #receipts = new Map<string, Map<string, Map<string, Vector>>>();
+  /** user\0conversation\0origin\0seq → region → when the push was sent */
+  readonly #pushes = new Map<string, Map<string, number>>();
   /** user → device → region → token (token "" = deleted) */
   readonly #tokens = new Map<string, Map<string, Map<string, StoredPushToken>>>();
+  /** region → instance → canary */
+  readonly #canaries = new Map<string, Map<string, { nonce: bigint; atMs: number }>>();
   readonly #outboxRetentionMs: number;
   readonly #sendDedupMs: number;
   readonly #now: () => number;
-  /** send key → when it was stored */
-  readonly #sentAt = new Map<string, number>();
+  readonly #changes = new ChangeListeners();
 
   constructor(
     region: string,
@@ -86,31 +114,43 @@ export class MemoryChatStore implements ChatStore {
       .sort();
     const conversations: ConversationMeta[] = [];
     for (const id of ids.slice(0, page.limit)) {
-      const meta = first(this.#meta.get(id));
+      const meta = first(this.#memberships.get(userId)?.get(id))?.meta;
       if (meta) conversations.push({ ...meta });
     }
     return { conversations, more: ids.length > page.limit };
   }
 
   async createConversation(meta: ConversationMeta, memberIds: string[], hlc: bigint) {
-    const byRegion = getOrCreate(this.#meta, meta.id, () => new Map());
-    if (byRegion.has(this.region)) return;
-    byRegion.set(this.region, { ...meta });
-    this.#setMembership(meta.id, memberIds, true, hlc);
+    if (this.#meta.get(meta.id)?.has(this.region)) return;
+    this.#setMeta(meta);
+    this.#setMembership(meta, memberIds, true, hlc);
   }
 
   async head(conversationId: string): Promise<LogHead> {
-    return { ...(this.#heads.get(conversationId) ?? { seq: 0n, hlc: 0n }) };
+    return { ...(this.#heads.get(conversationId)?.get(this.region) ?? { seq: 0n, hlc: 0n }) };
   }
 
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
-    const key = sendKey(conversationId, this.region, senderId, clientMsgId);
-    const m = this.#sends.get(key);
-    return m && !this.#dedupExpired(key) ? clone(MessageSchema, m) : undefined;
+    const copies = await this.copiesOf(conversationId, [{ senderId, clientMsgId }]);
+    return lowest(copies);
   }
 
-  #dedupExpired(key: string): boolean {
-    return (this.#sentAt.get(key) ?? 0) + this.#sendDedupMs <= this.#now();
+  async copiesOf(conversationId: string, sends: SendRef[]): Promise<Message[]> {
+    const out: Message[] = [];
+    const regions = this.#regionsOf(conversationId);
+    for (const { senderId, clientMsgId } of sends) {
+      for (const region of regions) {
+        const send = this.#sends.get(sendKey(conversationId, region, senderId, clientMsgId));
+        if (!send || this.#dedupExpired(send)) continue;
+        const m = this.#bySeq.get(`${conversationId}\u0000${region}`)?.get(send.seq);
+        if (m) out.push(clone(MessageSchema, m));
+      }
+    }
+    return out;
+  }
+
+  #dedupExpired(send: SendItem): boolean {
+    return send.atMs + this.#sendDedupMs <= this.#now();
   }
 
   async append(cmd: AppendCommand): Promise<void> {
@@ -119,26 +159,35 @@ export class MemoryChatStore implements ChatStore {
       throw new Error(`append of a ${m.originRegion} message in region ${this.region}`);
     }
     if (m.seq !== cmd.expectedSeq + 1n) throw new Error("message seq must be expectedSeq + 1");
-    const head = this.#heads.get(m.conversationId) ?? { seq: 0n, hlc: 0n };
+    const head = this.#heads.get(m.conversationId)?.get(this.region) ?? { seq: 0n, hlc: 0n };
     if (head.seq !== cmd.expectedSeq) throw new SeqConflictError();
     const key = sendKey(m.conversationId, this.region, m.senderId, m.clientMsgId);
     const existing = this.#sends.get(key);
-    if (existing && !this.#dedupExpired(key))
-      throw new DuplicateSendError(clone(MessageSchema, existing));
+    if (existing && !this.#dedupExpired(existing)) {
+      const stored = this.#bySeq.get(`${m.conversationId}\u0000${this.region}`)?.get(existing.seq);
+      if (stored) throw new DuplicateSendError(clone(MessageSchema, stored));
+    }
     // All checks passed: the writes below cannot fail, so the append is atomic.
+    const pk = keys.conversation(m.conversationId);
+    const newHead = { seq: m.seq, hlc: m.hlc };
+    getOrCreate(this.#heads, m.conversationId, () => new Map()).set(this.region, newHead);
+    this.#changes.emit(pk, keys.head(this.region), () => ({ ...newHead }));
+    const send = { seq: m.seq, atMs: this.#now() };
+    this.#sends.set(key, send);
+    this.#changes.emit(pk, keys.send(this.region, m.senderId, m.clientMsgId), () => ({ ...send }));
     const stored = clone(MessageSchema, m);
-    this.#heads.set(m.conversationId, { seq: m.seq, hlc: m.hlc });
-    this.#sends.set(key, stored);
-    this.#sentAt.set(key, this.#now());
     this.#insertMessage(stored);
-    this.#outbox.push({ atMs: cmd.appendedAtMs, conversationId: m.conversationId, seq: m.seq });
-    if (cmd.create && !this.#meta.get(cmd.create.id)?.has(this.region)) {
-      getOrCreate(this.#meta, cmd.create.id, () => new Map()).set(this.region, { ...cmd.create });
-    }
+    this.#changes.emit(pk, keys.message(this.region, m.seq), () => clone(MessageSchema, m));
+    const item = { atMs: cmd.appendedAtMs, conversationId: m.conversationId, seq: m.seq };
+    const entryKey = keys.outboxEntry(item.atMs, item.conversationId, item.seq);
+    getOrCreate(this.#outbox, this.region, () => new Map()).set(entryKey, item);
+    this.#changes.emit(keys.outbox(this.region, 0, 0), entryKey, () => ({ ...item }));
+    if (cmd.create && !this.#meta.get(cmd.create.id)?.has(this.region)) this.#setMeta(cmd.create);
     if (cmd.membership) {
-      this.#setMembership(m.conversationId, cmd.membership.userIds, cmd.membership.member, m.hlc);
+      const { conversation, userIds, member } = cmd.membership;
+      this.#setMembership(conversation, userIds, member, m.hlc);
     }
-    this.#trimOutbox(cmd.appendedAtMs);
+    this.#trimOutbox(this.region, cmd.appendedAtMs);
   }
 
   async history(conversationId: string, before: OrderKey | undefined, limit: number) {
@@ -167,18 +216,21 @@ export class MemoryChatStore implements ChatStore {
   }
 
   async routedSeq(conversationId: string) {
-    return this.#routed.get(conversationId) ?? 0n;
+    return this.#routed.get(conversationId)?.get(this.region) ?? 0n;
   }
 
   async advanceRoutedSeq(conversationId: string, seq: bigint) {
-    if (seq > (this.#routed.get(conversationId) ?? 0n)) this.#routed.set(conversationId, seq);
+    const byRegion = getOrCreate(this.#routed, conversationId, () => new Map());
+    if (seq <= (byRegion.get(this.region) ?? 0n)) return;
+    byRegion.set(this.region, seq);
+    this.#changes.emit(keys.conversation(conversationId), keys.routed(this.region), () => seq);
   }
 
   async unrouted(fromMs: number, toMs: number, limit: number) {
     const out: Message[] = [];
-    for (const item of this.#outbox) {
+    for (const item of this.#outbox.get(this.region)?.values() ?? []) {
       if (item.atMs < fromMs || item.atMs > toMs) continue;
-      if (item.seq <= (this.#routed.get(item.conversationId) ?? 0n)) continue;
+      if (item.seq <= (this.#routed.get(item.conversationId)?.get(this.region) ?? 0n)) continue;
       const m = this.#bySeq.get(`${item.conversationId}\u0000${this.region}`)?.get(item.seq);
       if (m) out.push(clone(MessageSchema, m));
       if (out.length >= limit) break;
@@ -186,11 +238,55 @@ export class MemoryChatStore implements ChatStore {
     return out;
   }
 
+  async untakenOver(origin: string, fromMs: number, toMs: number, limit: number) {
+    const out: Message[] = [];
+    for (const item of this.#outbox.get(origin)?.values() ?? []) {
+      if (item.atMs < fromMs || item.atMs > toMs) continue;
+      const taken = this.#takeovers.get(item.conversationId)?.get(`${this.region}\u0000${origin}`);
+      if (item.seq <= (taken ?? 0n)) continue;
+      const m = this.#bySeq.get(`${item.conversationId}\u0000${origin}`)?.get(item.seq);
+      if (m) out.push(clone(MessageSchema, m));
+      if (out.length >= limit) break;
+    }
+    return out.sort(byConversationAndSeq);
+  }
+
+  async takeovers(conversationId: string, origin: string): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    for (const [key, seq] of this.#takeovers.get(conversationId) ?? []) {
+      const [region, o] = key.split("\u0000") as [string, string];
+      if (o === origin) out.set(region, seq);
+    }
+    return out;
+  }
+
+  async advanceTakeover(conversationId: string, origin: string, seq: bigint) {
+    if (origin === this.region) throw new Error("a region does not take over its own messages");
+    const byKey = getOrCreate(this.#takeovers, conversationId, () => new Map());
+    const key = `${this.region}\u0000${origin}`;
+    if (seq <= (byKey.get(key) ?? 0n)) return;
+    byKey.set(key, seq);
+    this.#changes.emit(
+      keys.conversation(conversationId),
+      keys.takeover(this.region, origin),
+      () => seq,
+    );
+  }
+
   async writeReceipt(conversationId: string, userId: string, kind: ReceiptKindName, upTo: Vector) {
     const byKey = getOrCreate(this.#receipts, conversationId, () => new Map());
     const byRegion = getOrCreate(byKey, `${userId}\u0000${kind}`, () => new Map());
     const before = mergeVectors(byRegion.values());
-    byRegion.set(this.region, mergeMax(byRegion.get(this.region) ?? new Map(), upTo));
+    const mine = byRegion.get(this.region) ?? new Map();
+    const next = mergeMax(mine, upTo);
+    byRegion.set(this.region, next);
+    if ([...next].some(([r, seq]) => seq > (mine.get(r) ?? 0n))) {
+      this.#changes.emit(
+        keys.conversation(conversationId),
+        keys.receipt(userId, kind, this.region),
+        () => new Map(next),
+      );
+    }
     const merged = mergeVectors(byRegion.values());
     const advanced = [...merged].some(([region, seq]) => seq > (before.get(region) ?? 0n));
     return { merged, advanced };
@@ -205,9 +301,25 @@ export class MemoryChatStore implements ChatStore {
     return out;
   }
 
+  async claimPush(userId: string, message: MessageRef): Promise<boolean> {
+    const byRegion = getOrCreate(this.#pushes, pushKey(userId, message), () => new Map());
+    if (byRegion.size > 0) return false;
+    const atMs = this.#now();
+    byRegion.set(this.region, atMs);
+    this.#changes.emit(
+      keys.conversation(message.conversationId),
+      keys.pushSent(userId, message.originRegion, message.seq, this.region),
+      () => ({ atMs }),
+    );
+    return true;
+  }
+
   async savePushToken(userId: string, token: StoredPushToken) {
     const byDevice = getOrCreate(this.#tokens, userId, () => new Map());
     getOrCreate(byDevice, token.deviceId, () => new Map()).set(this.region, { ...token });
+    this.#changes.emit(keys.user(userId), keys.pushToken(token.deviceId, this.region), () => ({
+      ...token,
+    }));
   }
 
   async deletePushToken(userId: string, deviceId: string, atMs: number) {
@@ -215,7 +327,7 @@ export class MemoryChatStore implements ChatStore {
     if (!byRegion) return;
     const current = newestPushToken(byRegion.values());
     if (!current) return;
-    byRegion.set(this.region, { ...current, token: "", updatedAtMs: atMs });
+    await this.savePushToken(userId, { ...current, token: "", updatedAtMs: atMs });
   }
 
   async listPushTokens(userId: string): Promise<StoredPushToken[]> {
@@ -227,42 +339,230 @@ export class MemoryChatStore implements ChatStore {
     return out;
   }
 
-  #setMembership(conversationId: string, userIds: string[], member: boolean, hlc: bigint) {
-    const byUser = getOrCreate(this.#members, conversationId, () => new Map());
+  async probe(instanceId: string, nonce: bigint): Promise<boolean> {
+    const canary = { nonce, atMs: this.#now() };
+    getOrCreate(this.#canaries, this.region, () => new Map()).set(instanceId, canary);
+    this.#changes.emit(keys.canary(this.region), instanceId, () => ({ ...canary }));
+    return this.#canaries.get(this.region)?.get(instanceId)?.nonce === nonce;
+  }
+
+  onChange(listener: (change: ItemChange) => void): () => void {
+    return this.#changes.add(listener);
+  }
+
+  applyReplicated(change: ItemChange): void {
+    const region = foreignRegion(this.region, change);
+    const { pk, sk } = change;
+    const v = change.value;
+    const kind = pk.slice(0, 2) === "c#" ? sk.split("#")[0] : pk.split("#")[0];
+    const conversationId = pk.slice(2);
+    const parts = sk.split("#");
+    switch (kind) {
+      case "meta":
+        getOrCreate(this.#meta, conversationId, () => new Map()).set(region, v as ConversationMeta);
+        return;
+      case "mbr":
+        getOrCreate(
+          getOrCreate(this.#members, conversationId, () => new Map()),
+          parts[1] as string,
+          () => new Map(),
+        ).set(region, v as MembershipItem);
+        return;
+      case "head":
+        getOrCreate(this.#heads, conversationId, () => new Map()).set(region, v as LogHead);
+        return;
+      case "msg":
+        this.#insertMessage(clone(MessageSchema, v as Message));
+        return;
+      case "send": {
+        const [, , senderId, clientMsgId] = parts as [string, string, string, string];
+        this.#sends.set(sendKey(conversationId, region, senderId, clientMsgId), v as SendItem);
+        return;
+      }
+      case "routed":
+        getOrCreate(this.#routed, conversationId, () => new Map()).set(region, v as bigint);
+        return;
+      case "tk":
+        getOrCreate(this.#takeovers, conversationId, () => new Map()).set(
+          `${region}\u0000${parts[2]}`,
+          v as bigint,
+        );
+        return;
+      case "rcpt":
+        getOrCreate(
+          getOrCreate(this.#receipts, conversationId, () => new Map()),
+          `${parts[1]}\u0000${parts[2]}`,
+          () => new Map(),
+        ).set(region, new Map(v as Vector));
+        return;
+      case "psh": {
+        const [, user, origin, seq] = parts as [string, string, string, string];
+        const ref = { conversationId, originRegion: origin, seq: BigInt(seq) };
+        getOrCreate(this.#pushes, pushKey(user, ref), () => new Map()).set(
+          region,
+          (v as { atMs: number }).atMs,
+        );
+        return;
+      }
+      case "u": {
+        const userId = pk.slice(2);
+        if (parts[0] === "conv") {
+          getOrCreate(
+            getOrCreate(this.#memberships, userId, () => new Map()),
+            parts[1] as string,
+            () => new Map(),
+          ).set(region, v as UserIndexItem);
+        } else {
+          getOrCreate(
+            getOrCreate(this.#tokens, userId, () => new Map()),
+            parts[1] as string,
+            () => new Map(),
+          ).set(region, v as StoredPushToken);
+        }
+        return;
+      }
+      case "o":
+        getOrCreate(this.#outbox, region, () => new Map()).set(sk, v as OutboxItem);
+        this.#trimOutbox(region, this.#now());
+        return;
+      case "k":
+        getOrCreate(this.#canaries, region, () => new Map()).set(
+          sk,
+          v as { nonce: bigint; atMs: number },
+        );
+        return;
+      default:
+        throw new Error(`MemoryChatStore cannot hold item ${pk} / ${sk}`);
+    }
+  }
+
+  items(): ItemChange[] {
+    const out: ItemChange[] = [];
+    const put = (pk: string, sk: string, value: unknown) => out.push({ pk, sk, value });
+    for (const [c, byRegion] of this.#meta)
+      for (const [r, v] of byRegion) put(keys.conversation(c), keys.meta(r), v);
+    for (const [c, byUser] of this.#members)
+      for (const [u, byRegion] of byUser)
+        for (const [r, v] of byRegion) put(keys.conversation(c), keys.member(u, r), v);
+    for (const [u, byConv] of this.#memberships)
+      for (const [c, byRegion] of byConv)
+        for (const [r, v] of byRegion) put(keys.user(u), keys.membership(c, r), v);
+    for (const [c, byRegion] of this.#heads)
+      for (const [r, v] of byRegion) put(keys.conversation(c), keys.head(r), v);
+    for (const [key, bySeq] of this.#bySeq) {
+      const [c, r] = key.split("\u0000") as [string, string];
+      for (const [seq, m] of bySeq) put(keys.conversation(c), keys.message(r, seq), m);
+    }
+    for (const [key, v] of this.#sends) {
+      const [c, r, s, id] = key.split("\u0000") as [string, string, string, string];
+      put(keys.conversation(c), keys.send(r, s, id), v);
+    }
+    for (const [r, items] of this.#outbox)
+      for (const [sk, i] of items) put(keys.outbox(r, 0, 0), sk, i);
+    for (const [c, byRegion] of this.#routed)
+      for (const [r, v] of byRegion) put(keys.conversation(c), keys.routed(r), v);
+    for (const [c, byKey] of this.#takeovers)
+      for (const [key, v] of byKey) {
+        const [r, o] = key.split("\u0000") as [string, string];
+        put(keys.conversation(c), keys.takeover(r, o), v);
+      }
+    for (const [c, byKey] of this.#receipts)
+      for (const [key, byRegion] of byKey) {
+        const [u, k] = key.split("\u0000") as [string, string];
+        for (const [r, v] of byRegion) put(keys.conversation(c), keys.receipt(u, k, r), v);
+      }
+    for (const [key, byRegion] of this.#pushes) {
+      const [u, c, o, seq] = key.split("\u0000") as [string, string, string, string];
+      for (const [r, atMs] of byRegion)
+        put(keys.conversation(c), keys.pushSent(u, o, BigInt(seq), r), { atMs });
+    }
+    for (const [u, byDevice] of this.#tokens)
+      for (const [d, byRegion] of byDevice)
+        for (const [r, v] of byRegion) put(keys.user(u), keys.pushToken(d, r), v);
+    for (const [r, byInstance] of this.#canaries)
+      for (const [i, v] of byInstance) put(keys.canary(r), i, v);
+    for (const item of out) writerRegionOf(item.pk, item.sk);
+    return out;
+  }
+
+  /** regionsOf lists this region and the regions whose messages of a conversation it holds. */
+  #regionsOf(conversationId: string): Iterable<string> {
+    const origins = this.#origins.get(conversationId);
+    return origins?.has(this.region) ? origins : [this.region, ...(origins ?? [])];
+  }
+
+  #setMeta(meta: ConversationMeta) {
+    getOrCreate(this.#meta, meta.id, () => new Map()).set(this.region, { ...meta });
+    this.#changes.emit(keys.conversation(meta.id), keys.meta(this.region), () => ({ ...meta }));
+  }
+
+  #setMembership(meta: ConversationMeta, userIds: string[], member: boolean, hlc: bigint) {
+    const byUser = getOrCreate(this.#members, meta.id, () => new Map());
     for (const userId of userIds) {
       getOrCreate(byUser, userId, () => new Map()).set(this.region, { member, hlc });
+      this.#changes.emit(keys.conversation(meta.id), keys.member(userId, this.region), () => ({
+        member,
+        hlc,
+      }));
       const index = getOrCreate(this.#memberships, userId, () => new Map());
-      getOrCreate(index, conversationId, () => new Map()).set(this.region, { member, hlc });
+      const item = { member, hlc, meta: { ...meta } };
+      getOrCreate(index, meta.id, () => new Map()).set(this.region, item);
+      this.#changes.emit(keys.user(userId), keys.membership(meta.id, this.region), () => ({
+        member,
+        hlc,
+        meta: { ...meta },
+      }));
     }
   }
 
   #insertMessage(m: Message) {
+    const bySeq = getOrCreate(
+      this.#bySeq,
+      `${m.conversationId}\u0000${m.originRegion}`,
+      () => new Map(),
+    );
+    if (bySeq.has(m.seq)) return; // a message never changes; a second copy adds nothing
+    bySeq.set(m.seq, m);
+    getOrCreate(this.#origins, m.conversationId, () => new Set()).add(m.originRegion);
     const log = getOrCreate(this.#logs, m.conversationId, () => []);
     const key = orderKeyOf(m);
     // Messages almost always arrive in order: check the end before searching.
     const last = log.at(-1);
     if (!last || compareOrder(orderKeyOf(last), key) < 0) log.push(m);
     else log.splice(lowerBound(log, key), 0, m);
-    getOrCreate(this.#bySeq, `${m.conversationId}\u0000${m.originRegion}`, () => new Map()).set(
-      m.seq,
-      m,
-    );
   }
 
-  #trimOutbox(nowMs: number) {
-    let drop = 0;
-    while (
-      drop < this.#outbox.length &&
-      (this.#outbox[drop] as OutboxItem).atMs < nowMs - this.#outboxRetentionMs
-    ) {
-      drop++;
+  /** trimOutbox forgets a region's outbox entries past the retention (oldest come first). */
+  #trimOutbox(region: string, nowMs: number) {
+    const outbox = this.#outbox.get(region);
+    if (!outbox) return;
+    for (const [key, item] of outbox) {
+      if (item.atMs >= nowMs - this.#outboxRetentionMs) break;
+      outbox.delete(key);
     }
-    if (drop > 0) this.#outbox.splice(0, drop);
   }
 }
 
 function sendKey(conversationId: string, region: string, senderId: string, clientMsgId: string) {
   return `${conversationId}\u0000${region}\u0000${senderId}\u0000${clientMsgId}`;
+}
+
+function pushKey(userId: string, m: MessageRef): string {
+  return `${userId}\u0000${m.conversationId}\u0000${m.originRegion}\u0000${m.seq}`;
+}
+
+/** lowest returns the copy lowest in display order, or undefined. */
+function lowest(copies: Message[]): Message | undefined {
+  let best: Message | undefined;
+  for (const m of copies) {
+    if (!best || compareOrder(orderKeyOf(m), orderKeyOf(best)) < 0) best = m;
+  }
+  return best;
+}
+
+function byConversationAndSeq(x: Message, y: Message): number {
+  if (x.conversationId !== y.conversationId) return x.conversationId < y.conversationId ? -1 : 1;
+  return x.seq === y.seq ? 0 : x.seq < y.seq ? -1 : 1;
 }
 
 /** lowerBound returns the index of the first message not before `key`. */

@@ -5,8 +5,10 @@ import {
   type Message,
   MessageSchema,
 } from "../../../../gen/chat/v1/types_pb.ts";
+import { keys } from "../../item-keys.ts";
 import type { InboxStore } from "../../ports/inbox-store.ts";
 import type { Vector } from "../../version-vector.ts";
+import { ChangeListeners, foreignRegion, type ItemChange, type Replica } from "./replica.ts";
 
 interface Stored {
   entry: InboxEntry;
@@ -22,14 +24,16 @@ interface RegionInbox {
 /**
  * MemoryInboxStore keeps users' inboxes in this process's memory (the embedded default). With
  * a retention, entries older than it are gone, as DynamoDB's TTL makes them; without one (the
- * default) a long-running local process grows with its traffic.
+ * default) a long-running local process grows with its traffic. As a Replica it reports what it
+ * writes and takes other regions' inboxes (dev/replication).
  */
-export class MemoryInboxStore implements InboxStore {
+export class MemoryInboxStore implements InboxStore, Replica {
   readonly region: string;
   /** user → region → inbox */
   readonly #inboxes = new Map<string, Map<string, RegionInbox>>();
-  /** user\0conversation\0origin region\0seq → inbox seq */
+  /** user\0inbox region\0conversation\0origin region\0seq → inbox seq */
   readonly #index = new Map<string, bigint>();
+  readonly #changes = new ChangeListeners();
   readonly #retentionMs: number;
   readonly #now: () => number;
 
@@ -42,7 +46,7 @@ export class MemoryInboxStore implements InboxStore {
   async append(items: Array<{ userId: string; message: Message }>): Promise<InboxEntry[]> {
     const now = this.#now();
     return items.map(({ userId, message }) => {
-      const key = `${userId}\u0000${message.conversationId}\u0000${message.originRegion}\u0000${message.seq}`;
+      const key = indexKey(userId, this.region, message);
       const inbox = this.#inbox(userId, this.region);
       const existing = this.#index.get(key);
       const stored = existing === undefined ? undefined : inbox.entries.get(existing);
@@ -56,18 +60,79 @@ export class MemoryInboxStore implements InboxStore {
       inbox.entries.set(seq, { entry, atMs: now });
       inbox.head = seq;
       this.#index.set(key, seq);
+      const pk = keys.inbox(userId, this.region);
+      this.#changes.emit(pk, keys.inboxHead(), () => seq);
+      this.#changes.emit(pk, keys.inboxEntry(seq), () => ({
+        entry: clone(InboxEntrySchema, entry),
+        atMs: now,
+      }));
+      this.#changes.emit(
+        pk,
+        keys.inboxDedup(message.conversationId, message.originRegion, message.seq),
+        () => seq,
+      );
       return clone(InboxEntrySchema, entry);
     });
   }
 
+  onChange(listener: (change: ItemChange) => void): () => void {
+    return this.#changes.add(listener);
+  }
+
   /**
-   * applyReplicated makes another region's entry visible here, as Global Table replication
-   * does (in any order). For the local replicator and tests.
+   * applyReplicated makes another region's inbox item visible here, as Global Table
+   * replication does (in any order): entries become readable up to the first hole.
    */
-  applyReplicated(userId: string, entry: InboxEntry, atMs = this.#now()): void {
-    const inbox = this.#inbox(userId, entry.region);
-    inbox.entries.set(entry.seq, { entry: clone(InboxEntrySchema, entry), atMs });
-    if (entry.seq > inbox.head) inbox.head = entry.seq;
+  applyReplicated(change: ItemChange): void {
+    const region = foreignRegion(this.region, change);
+    const [, userId] = change.pk.split("#") as [string, string];
+    const inbox = this.#inbox(userId, region);
+    const [kind, ...rest] = change.sk.split("#");
+    if (kind === "e") {
+      const stored = change.value as Stored;
+      inbox.entries.set(stored.entry.seq, {
+        entry: clone(InboxEntrySchema, stored.entry),
+        atMs: stored.atMs,
+      });
+    } else if (kind === "head") {
+      inbox.head = change.value as bigint;
+    } else if (kind === "x") {
+      const [conversationId, originRegion, seq] = rest as [string, string, string];
+      this.#index.set(
+        indexKey(userId, region, { conversationId, originRegion, seq: BigInt(seq) }),
+        change.value as bigint,
+      );
+    } else {
+      throw new Error(`MemoryInboxStore cannot hold item ${change.pk} / ${change.sk}`);
+    }
+  }
+
+  items(): ItemChange[] {
+    const out: ItemChange[] = [];
+    for (const [userId, byRegion] of this.#inboxes) {
+      for (const [region, inbox] of byRegion) {
+        const pk = keys.inbox(userId, region);
+        if (inbox.head > 0n) out.push({ pk, sk: keys.inboxHead(), value: inbox.head });
+        for (const [seq, stored] of inbox.entries) {
+          out.push({ pk, sk: keys.inboxEntry(seq), value: stored });
+        }
+      }
+    }
+    for (const [key, seq] of this.#index) {
+      const [userId, region, c, origin, m] = key.split("\u0000") as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      out.push({
+        pk: keys.inbox(userId, region),
+        sk: keys.inboxDedup(c, origin, BigInt(m)),
+        value: seq,
+      });
+    }
+    return out;
   }
 
   async read(userId: string, after: Vector, limit: number) {
@@ -121,4 +186,12 @@ export class MemoryInboxStore implements InboxStore {
     }
     return inbox;
   }
+}
+
+function indexKey(
+  userId: string,
+  inboxRegion: string,
+  m: { conversationId: string; originRegion: string; seq: bigint },
+): string {
+  return `${userId}\u0000${inboxRegion}\u0000${m.conversationId}\u0000${m.originRegion}\u0000${m.seq}`;
 }
