@@ -1,0 +1,141 @@
+import type { Bus, BusRecord, Subscription } from "../../services/shared/ports/bus.ts";
+import { defaultOnError, type Replication, type ReplicationOptions } from "./replication.ts";
+
+/**
+ * mirrorTopics is the topic mirror, MirrorMaker 2 / MSK Replicator style: every record of the
+ * source region's `topics` is published on the target region's bus as `<alias>.<topic>` (alias
+ * defaults to the source region's name, the naming CHAT_PEER_REGIONS reads), with the same key
+ * and value, `delayMs` after the source wrote it. Per partition the order is kept. It consumes
+ * as a consumer group on the source bus and commits only what the target took, so it is
+ * at-least-once: a record whose publish failed (target down) comes again. It never reads
+ * prefixed topics, so nothing loops back.
+ */
+export async function mirrorTopics(opts: {
+  from: { region: string; bus: Bus; alias?: string };
+  to: { region: string; bus: Bus };
+  topics: readonly string[];
+  options?: ReplicationOptions;
+}): Promise<Replication> {
+  const alias = opts.from.alias ?? opts.from.region;
+  const name = `topics ${opts.from.region} → ${opts.to.region}`;
+  const delayMs = opts.options?.delayMs ?? 0;
+  const onError = opts.options?.onError ?? defaultOnError(name);
+  const pending = new Map<BusRecord[], { left: number; oldestMs: number }>();
+  let applied = 0;
+  let paused = false;
+  let closed = false;
+  let wake: Array<() => void> = [];
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = wake.filter((w) => w !== done);
+        resolve();
+      }
+      wake.push(done);
+    });
+  const poke = () => {
+    for (const w of wake) w();
+  };
+
+  const handler = async (batch: BusRecord[]) => {
+    const state = {
+      left: batch.length,
+      oldestMs: Math.min(...batch.map((r) => r.timestampMs)),
+    };
+    pending.set(batch, state);
+    try {
+      let i = 0;
+      while (i < batch.length) {
+        if (closed) throw new Error("mirror closed; the batch will be consumed again");
+        if (paused) {
+          await sleep(60_000);
+          continue;
+        }
+        const now = Date.now();
+        let j = i;
+        while (j < batch.length && (batch[j] as BusRecord).timestampMs + delayMs <= now) j++;
+        if (j === i) {
+          await sleep((batch[i] as BusRecord).timestampMs + delayMs - now);
+          continue;
+        }
+        const due = batch.slice(i, j);
+        const byTopic = new Map<string, BusRecord[]>();
+        for (const r of due) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
+        for (const [topic, records] of byTopic) {
+          await opts.to.bus.publish(
+            `${alias}.${topic}`,
+            records.map((r) => ({ key: r.key, value: r.value })),
+          );
+        }
+        applied += due.length;
+        state.left -= due.length;
+        i = j;
+        const next = batch[i];
+        if (next) state.oldestMs = next.timestampMs;
+      }
+    } catch (err) {
+      if (!closed) onError(err as Error);
+      throw err;
+    } finally {
+      pending.delete(batch);
+    }
+  };
+  const subscription: Subscription = await opts.from.bus.subscribe({
+    groupId: `mirror-${alias}-to-${opts.to.region}`,
+    topics: [...opts.topics],
+    fromBeginning: true,
+    handler,
+  });
+
+  const lag = () => {
+    let count = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const p of pending.values()) {
+      count += p.left;
+      oldest = Math.min(oldest, p.oldestMs);
+    }
+    return {
+      pending: count,
+      oldestMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
+      applied,
+    };
+  };
+  return {
+    name,
+    pause() {
+      paused = true;
+    },
+    resume() {
+      paused = false;
+      poke();
+    },
+    get paused() {
+      return paused;
+    },
+    lag,
+    /**
+     * drained resolves once nothing has been pending for a quiet spell: the mirror cannot see
+     * records the source bus has not handed it yet, so a quiet spell of a few polls stands for
+     * "caught up".
+     */
+    async drained(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      let quietSince = Date.now();
+      for (;;) {
+        if (lag().pending > 0 || paused) quietSince = Date.now();
+        else if (Date.now() - quietSince >= 300) return;
+        if (Date.now() > deadline) {
+          throw new Error(`${name} not drained after ${timeoutMs} ms: ${JSON.stringify(lag())}`);
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async close() {
+      closed = true;
+      poke();
+      await subscription.close();
+    },
+  };
+}
