@@ -114,7 +114,8 @@ export async function replicateDynamoTable(opts: {
     );
   };
 
-  const pollOnce = async (): Promise<boolean> => {
+  /** pollOnce reads every shard once; it says whether it read nothing and reached the end. */
+  const pollOnce = async (): Promise<{ quiet: boolean; atEnd: boolean }> => {
     streamArn ??= (await source.send(new DescribeTableCommand({ TableName: from.table }))).Table
       ?.LatestStreamArn;
     if (!streamArn) throw new Error(`${from.table} has no stream`);
@@ -128,6 +129,7 @@ export async function replicateDynamoTable(opts: {
       start = res.StreamDescription?.LastEvaluatedShardId;
     } while (start);
     let quiet = true;
+    let atEnd = true;
     for (const shard of shards) {
       if (finished.has(shard)) continue;
       let iterator = iterators.get(shard);
@@ -161,6 +163,8 @@ export async function replicateDynamoTable(opts: {
         const seq = record.dynamodb?.SequenceNumber;
         if (seq) positions.set(shard, seq);
       }
+      // A full page means more is waiting: this cycle did not reach the end of the stream.
+      if ((res.Records ?? []).length >= 1000) atEnd = false;
       if ((res.Records ?? []).length > 0) quiet = false;
       if (res.NextShardIterator) iterators.set(shard, res.NextShardIterator);
       else {
@@ -168,7 +172,7 @@ export async function replicateDynamoTable(opts: {
         finished.add(shard);
       }
     }
-    return quiet;
+    return { quiet, atEnd };
   };
 
   const loop = (async () => {
@@ -176,8 +180,8 @@ export async function replicateDynamoTable(opts: {
     while (!closed) {
       const cycleStart = Date.now();
       try {
-        const quiet = await pollOnce();
-        if (quiet) caughtUpThrough = cycleStart;
+        const { quiet, atEnd } = await pollOnce();
+        if (atEnd) caughtUpThrough = cycleStart;
         backoff = pollMs;
         if (quiet) await new Promise((r) => setTimeout(r, pollMs));
       } catch (err) {

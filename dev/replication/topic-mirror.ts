@@ -21,7 +21,15 @@ export async function mirrorTopics(opts: {
   const delayMs = opts.options?.delayMs ?? 0;
   const onError = opts.options?.onError ?? defaultOnError(name);
   const pending = new Map<BusRecord[], { left: number; oldestMs: number }>();
+  /** oldestPending is the source time of the oldest record not yet republished. */
+  const oldestPending = () => {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const p of pending.values()) oldest = Math.min(oldest, p.oldestMs);
+    return oldest;
+  };
   let applied = 0;
+  /** lastError is the failure reported last: a target that stays down is reported once. */
+  let lastError = "";
   let paused = false;
   let closed = false;
   let wake: Array<() => void> = [];
@@ -70,13 +78,16 @@ export async function mirrorTopics(opts: {
           );
         }
         applied += due.length;
+        lastError = "";
         state.left -= due.length;
         i = j;
         const next = batch[i];
         if (next) state.oldestMs = next.timestampMs;
       }
     } catch (err) {
-      if (!closed) onError(err as Error);
+      const message = (err as Error).message;
+      if (!closed && message !== lastError) onError(err as Error);
+      lastError = message;
       throw err;
     } finally {
       pending.delete(batch);
@@ -91,11 +102,8 @@ export async function mirrorTopics(opts: {
 
   const lag = () => {
     let count = 0;
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const p of pending.values()) {
-      count += p.left;
-      oldest = Math.min(oldest, p.oldestMs);
-    }
+    for (const p of pending.values()) count += p.left;
+    const oldest = oldestPending();
     return {
       pending: count,
       oldestMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
@@ -116,15 +124,16 @@ export async function mirrorTopics(opts: {
     },
     lag,
     /**
-     * drained resolves once nothing has been pending for a quiet spell: the mirror cannot see
-     * records the source bus has not handed it yet, so a quiet spell of a few polls stands for
-     * "caught up".
+     * drained resolves once no record written before the call has been pending for a quiet
+     * spell: the mirror cannot see records the source bus has not handed it yet, so a quiet
+     * spell of a few polls stands for "caught up". Later records do not hold it up.
      */
     async drained(timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
+      const asked = Date.now();
+      const deadline = asked + timeoutMs;
       let quietSince = Date.now();
       for (;;) {
-        if (lag().pending > 0 || paused) quietSince = Date.now();
+        if (oldestPending() <= asked || paused) quietSince = Date.now();
         else if (Date.now() - quietSince >= 300) return;
         if (Date.now() > deadline) {
           throw new Error(`${name} not drained after ${timeoutMs} ms: ${JSON.stringify(lag())}`);

@@ -49,6 +49,8 @@ export interface ConnectionHost {
   readonly instanceId: string;
   readonly region: string;
   readonly heartbeatIntervalMs: number;
+  /** sessionTtlMs is how long a session (and a user's presence) lives unless renewed. */
+  readonly sessionTtlMs: number;
   readonly maxFrameBytes: number;
   readonly framesPerSecond: number;
   readonly maxBufferedBytes: number;
@@ -144,16 +146,21 @@ export class Connection {
     this.#write(reencodeServerFrame(bytes, "json"));
   }
 
-  /** goAway tells the client to reconnect, then closes. */
-  goAway(code: number, reason: string, reconnectAfterMs: number): void {
+  /** goAway tells the client to reconnect (to another region, with leaveRegion), then closes. */
+  goAway(code: number, reason: string, reconnectAfterMs: number, leaveRegion = false): void {
     this.send(
-      create(ServerFrameSchema, { kind: { case: "goAway", value: { reason, reconnectAfterMs } } }),
+      create(ServerFrameSchema, {
+        kind: { case: "goAway", value: { reason, reconnectAfterMs, leaveRegion } },
+      }),
     );
     this.close(code, reason);
   }
 
-  /** drain waits (up to `timeoutMs`) for requests in flight, then sends go_away and closes. */
-  async drain(timeoutMs: number, reconnectAfterMs: number): Promise<void> {
+  /**
+   * drain waits (up to `timeoutMs`) for requests in flight, then sends go_away and closes;
+   * `leaveRegion` sends the client to another region (this one cannot deliver).
+   */
+  async drain(timeoutMs: number, reconnectAfterMs: number, leaveRegion = false): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
     if (this.#inflight > 0) {
@@ -164,7 +171,14 @@ export class Connection {
         new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
       ]);
     }
-    this.goAway(CLOSE.serviceRestart, "server restarting; reconnect", reconnectAfterMs);
+    this.goAway(
+      CLOSE.serviceRestart,
+      leaveRegion
+        ? "this region cannot deliver; reconnect to another region"
+        : "server restarting; reconnect",
+      reconnectAfterMs,
+      leaveRegion,
+    );
   }
 
   close(code: number, reason: string): void {
@@ -435,8 +449,14 @@ export class Connection {
       {
         key: this.userId,
         value: {
-          presence: { userId: this.userId, online, changedAtMs: BigInt(Date.now()) },
+          presence: {
+            userId: this.userId,
+            online,
+            changedAtMs: BigInt(Date.now()),
+            regions: online ? [this.#host.region] : [],
+          },
           region: this.#host.region,
+          ttlMs: this.#host.sessionTtlMs,
         },
       },
     ]);

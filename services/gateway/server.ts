@@ -1,9 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
-import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
 import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
 import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
 import type {
@@ -12,7 +11,6 @@ import type {
   MessagingService,
 } from "../../gen/chat/v1/messaging_pb.ts";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
-import type { Presence } from "../../gen/chat/v1/types_pb.ts";
 import { Batcher } from "../shared/batcher.ts";
 import { createHybridClock } from "../shared/hlc.ts";
 import type { Logger } from "../shared/logger.ts";
@@ -21,12 +19,16 @@ import type { Bus, Subscription } from "../shared/ports/bus.ts";
 import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
 import type { SessionRegistry } from "../shared/ports/session-registry.ts";
 import { createAppHealth, type ServiceApp } from "../shared/service-app.ts";
+import { publishEvents, TOPICS } from "../shared/topics.ts";
 import type { TokenVerifier } from "./auth.ts";
+import { DeliveryCanary } from "./canary.ts";
 import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL } from "./codec.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { consumePresenceChanged } from "./consumers/presence-changed.ts";
+import { consumePresenceLease } from "./consumers/presence-lease.ts";
 import { watchEcsStop } from "./ecs-stop-watch.ts";
 import { GatewayHandler } from "./handler.ts";
+import { PresenceWatch } from "./presence-watch.ts";
 
 /** WS_PATH is where clients open their WebSocket. */
 export const WS_PATH = "/ws";
@@ -42,6 +44,9 @@ export interface GatewayAppDeps {
     maxFrameBytes: number;
     framesPerSecond: number;
     drainMs: number;
+    /** canaryIntervalMs and canaryTimeoutMs tune the delivery canary (canary.ts). */
+    canaryIntervalMs: number;
+    canaryTimeoutMs: number;
     ecsMetadataUri?: string;
   };
   verifier: TokenVerifier;
@@ -70,16 +75,27 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   const { config, log, metrics, registry } = deps;
   const connections = new Map<string, Connection>();
   const byUser = new Map<string, Set<Connection>>();
-  const watchers = new Map<string, Set<Connection>>();
-  const watching = new Map<Connection, Set<string>>();
-  /** watched user → region → online */
-  const presence = new Map<string, Map<string, boolean>>();
+  const presence = new PresenceWatch();
   const subscriptions: Subscription[] = [];
   const timers: NodeJS.Timeout[] = [];
   let stopListening: (() => Promise<void>) | undefined;
   let stopWatching: (() => void) | undefined;
   let draining = false;
+  /** killed: a crash leaves its sessions registered (they expire) and says nothing to anyone. */
+  let killed = false;
   const health = createAppHealth([GatewayService]);
+  const canary = new DeliveryCanary({
+    region: config.region,
+    instanceId: config.instanceId,
+    intervalMs: config.canaryIntervalMs,
+    timeoutMs: config.canaryTimeoutMs,
+    bus: deps.bus,
+    health,
+    log,
+    onChange: (delivering) => {
+      if (!delivering) void evacuate();
+    },
+  });
 
   // Sends and acks of every connection leave in shared batches: one RPC carries many.
   const sends = new Batcher({
@@ -99,6 +115,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     instanceId: config.instanceId,
     region: config.region,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    sessionTtlMs: config.sessionTtlMs,
     maxFrameBytes: config.maxFrameBytes,
     framesPerSecond: config.framesPerSecond,
     maxBufferedBytes: 4 * 1024 * 1024,
@@ -121,71 +138,21 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       return registry.register(conn.session, config.sessionTtlMs);
     },
     closed(conn) {
+      if (killed) return;
       connections.delete(conn.sessionId);
       const set = byUser.get(conn.userId);
       set?.delete(conn);
       if (set?.size === 0) byUser.delete(conn.userId);
-      setWatch(conn, []);
+      presence.unwatch(conn);
       registry
         .unregister(conn.session)
         .then(({ lastOfUser }) => (lastOfUser ? conn.offline() : undefined))
         .catch((err) => log.warn({ err, session: conn.sessionId }, "could not unregister session"));
     },
     watch(conn, users) {
-      setWatch(
-        conn,
-        users.map((u) => u.userId),
-      );
-      for (const u of users) {
-        const byRegion = presence.get(u.userId) ?? new Map<string, boolean>();
-        byRegion.set(config.region, u.online);
-        presence.set(u.userId, byRegion);
-      }
+      presence.watch(conn, users, config.sessionTtlMs);
     },
   };
-
-  function setWatch(conn: Connection, userIds: string[]) {
-    for (const u of watching.get(conn) ?? []) {
-      const set = watchers.get(u);
-      set?.delete(conn);
-      if (set?.size === 0) {
-        watchers.delete(u);
-        presence.delete(u);
-      }
-    }
-    if (userIds.length === 0) {
-      watching.delete(conn);
-      return;
-    }
-    watching.set(conn, new Set(userIds));
-    for (const u of userIds) {
-      let set = watchers.get(u);
-      if (!set) {
-        set = new Set();
-        watchers.set(u, set);
-      }
-      set.add(conn);
-    }
-  }
-
-  /**
-   * presenceChanged merges one region's view of a watched user (online anywhere is online) and
-   * tells the watchers when the merged view changes.
-   */
-  function presenceChanged(p: Presence, region: string) {
-    const conns = watchers.get(p.userId);
-    if (!conns) return;
-    const byRegion = presence.get(p.userId) ?? new Map<string, boolean>();
-    const before = [...byRegion.values()].some(Boolean);
-    byRegion.set(region, p.online);
-    presence.set(p.userId, byRegion);
-    const after = [...byRegion.values()].some(Boolean);
-    if (before === after) return;
-    const frame = create(ServerFrameSchema, {
-      kind: { case: "presence", value: { ...p, online: after } },
-    });
-    for (const conn of conns) conn.send(frame);
-  }
 
   function onDelivery(payload: Uint8Array) {
     let delivery: ReturnType<typeof fromBinary<typeof GatewayDeliverySchema>>;
@@ -195,6 +162,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       log.warn({ err }, "dropping undecodable delivery");
       return;
     }
+    if (delivery.canaryNonce !== 0n) canary.returned(delivery.canaryNonce);
     for (const item of delivery.items) {
       const cache: { json?: string } = {};
       if (item.sessionId !== "") {
@@ -228,7 +196,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     };
     if (path !== WS_PATH) return refuse("404 Not Found");
-    if (draining) return refuse("503 Service Unavailable");
+    if (draining || !canary.delivering) return refuse("503 Service Unavailable");
     const offered = req.headers["sec-websocket-protocol"];
     if (
       offered &&
@@ -240,6 +208,26 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       const encoding = ws.protocol === JSON_SUBPROTOCOL ? "json" : "proto";
       new Connection(ws, encoding, host);
     });
+  }
+
+  async function shutdown() {
+    canary.stop();
+    for (const t of timers.splice(0)) clearInterval(t);
+    await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+    await stopListening?.();
+    for (const ws of wss.clients) ws.terminate();
+    wss.close();
+  }
+
+  /**
+   * evacuate sends every client to another region when this one cannot deliver (the canary
+   * failed): go_away with leave_region, spread over a few seconds so the other region is not
+   * hit by every reconnect at once. New connections are refused until the canary is back.
+   */
+  async function evacuate() {
+    const all = [...connections.values()];
+    log.warn({ connections: all.length }, "sending every client to another region");
+    await Promise.all(all.map((c) => c.drain(1_000, Math.floor(Math.random() * 3_000), true)));
   }
 
   async function drain() {
@@ -267,26 +255,55 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     drain,
     async start() {
       stopListening = await deps.channel.listen(config.instanceId, onDelivery);
+      const presenceDeps = {
+        bus: deps.bus,
+        mirrors: config.mirrors,
+        instanceId: config.instanceId,
+        log,
+        metrics,
+      };
       subscriptions.push(
         await consumePresenceChanged({
-          bus: deps.bus,
-          mirrors: config.mirrors,
-          instanceId: config.instanceId,
-          log,
-          metrics,
-          onChange: presenceChanged,
+          ...presenceDeps,
+          onChange: (p, region, ttlMs) => presence.changed(p, region, ttlMs || config.sessionTtlMs),
+        }),
+        await consumePresenceLease({
+          ...presenceDeps,
+          onLease: (region, userIds, ttlMs) =>
+            presence.leased(region, userIds, ttlMs || config.sessionTtlMs),
         }),
       );
-      const refresh = () =>
-        registry
+      // Every third of the TTL: renew this instance's sessions and lease its users' presence.
+      const refresh = async () => {
+        const open = [...connections.values()].filter((c) => c.isOpen);
+        await registry
           .refresh(
             config.instanceId,
-            [...connections.values()].filter((c) => c.isOpen).map((c) => c.session),
+            open.map((c) => c.session),
             config.sessionTtlMs,
           )
           .catch((err) => log.warn({ err }, "session refresh failed"));
+        await publishEvents(deps.bus, TOPICS.presenceLease, [
+          {
+            key: config.instanceId,
+            value: {
+              region: config.region,
+              instanceId: config.instanceId,
+              userIds: [...new Set(open.map((c) => c.userId))],
+              ttlMs: config.sessionTtlMs,
+            },
+          },
+        ]).catch((err) => log.warn({ err }, "presence lease failed"));
+      };
       await refresh();
       timers.push(setInterval(refresh, Math.max(1_000, config.sessionTtlMs / 3)));
+      canary.start();
+      timers.push(
+        setInterval(
+          () => presence.expire(),
+          Math.max(250, Math.min(5_000, config.sessionTtlMs / 4)),
+        ),
+      );
       if (config.ecsMetadataUri) {
         stopWatching = watchEcsStop({
           metadataUri: config.ecsMetadataUri,
@@ -308,11 +325,14 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     async stop() {
       stopWatching?.();
       await drain();
-      for (const t of timers.splice(0)) clearInterval(t);
-      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
-      await stopListening?.();
+      await shutdown();
+    },
+    async kill() {
+      stopWatching?.();
+      draining = true;
+      killed = true;
       for (const ws of wss.clients) ws.terminate();
-      wss.close();
+      await shutdown();
     },
   };
 }

@@ -67,10 +67,19 @@ export interface MessagingHooks {
 /** MessagingDeps are what the messaging handler needs. */
 export interface MessagingDeps {
   region: string;
+  /** peers are the other regions, whose users' presence this region's registry mirrors. */
+  peers?: readonly string[];
   persistence: Client<typeof PersistenceService>;
   bus: Pick<Bus, "publish">;
-  registry: Pick<SessionRegistry, "lookup">;
+  registry: Pick<SessionRegistry, "lookup" | "remotePresence">;
   maxGroupSize: number;
+  /**
+   * replicationWaitMs is how long a request that the conversation as stored here does not
+   * authorize waits for table replication before it is refused (0: not at all). With several
+   * regions a member can learn of a conversation, or of being added, from the mirrored bus
+   * before the table brings the conversation to this region.
+   */
+  replicationWaitMs?: number;
   hooks?: MessagingHooks;
 }
 
@@ -308,14 +317,20 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   async getPresence(req: GetPresenceRequest, ctx: HandlerContext) {
     const caller = callerOf(ctx);
     const visible = await this.#sharingConversations(caller.userId, req.userIds);
-    const sessions = await this.#d.registry.lookup(visible);
+    const peers = this.#d.peers ?? [];
+    const [sessions, remote] = await Promise.all([
+      this.#d.registry.lookup(visible),
+      peers.length > 0 ? this.#d.registry.remotePresence(visible, peers) : new Map(),
+    ]);
     const users: Presence[] = visible.map((userId) => {
       const live = sessions.get(userId) ?? [];
       const since = live.length > 0 ? Math.min(...live.map((s) => s.connectedAtMs)) : 0;
+      const regions = [...(live.length > 0 ? [this.#d.region] : []), ...(remote.get(userId) ?? [])];
       return create(PresenceSchema, {
         userId,
-        online: live.length > 0,
+        online: regions.length > 0,
         changedAtMs: BigInt(since),
+        regions,
       });
     });
     return { users };
@@ -327,18 +342,48 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
    * acknowledged only once its event is on the bus; a duplicate is published again, as the
    * first attempt may have died before publishing.
    */
-  async #send(items: Array<{ actor: Caller; draft: MessageDraft }>): Promise<SendResult[]> {
+  async #send(
+    items: Array<{ actor: Caller; draft: MessageDraft }>,
+    waited = false,
+  ): Promise<SendResult[]> {
     const results: SendResult[] = items.map(() => ({ duplicate: false }));
     const conversations = await this.#conversations(items.map((i) => i.draft.conversationId));
     const appends: number[] = [];
+    const doubtful: number[] = [];
     items.forEach(({ actor, draft }, i) => {
       if (conversations.get(draft.conversationId)?.memberIds.includes(actor.userId)) {
         appends.push(i);
       } else {
-        results[i] = { duplicate: false, error: notMember(draft.conversationId) };
+        doubtful.push(i);
       }
     });
-    if (appends.length === 0) return results;
+    // Sends that this region cannot authorize yet go on without holding up the others.
+    const later = this.#afterReplication(
+      doubtful.map((i) => ({
+        conversationId: items[i]?.draft.conversationId as string,
+        userId: items[i]?.actor.userId as string,
+      })),
+      waited,
+    ).then(async (wait) => {
+      if (!wait) {
+        for (const i of doubtful) {
+          const id = items[i]?.draft.conversationId as string;
+          results[i] = { duplicate: false, error: notMember(id) };
+        }
+        return;
+      }
+      const retried = await this.#send(
+        doubtful.map((i) => items[i] as (typeof items)[number]),
+        true,
+      );
+      retried.forEach((r, j) => {
+        results[doubtful[j] as number] = r;
+      });
+    });
+    if (appends.length === 0) {
+      await later;
+      return results;
+    }
     const { outcomes } = await this.#d.persistence.batchAppendMessages({
       items: appends.map((i) => {
         const { actor, draft } = items[i] as (typeof items)[number];
@@ -370,7 +415,28 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       }
     });
     await this.#stored(stored);
+    await later;
     return results;
+  }
+
+  /**
+   * afterReplication waits, for users that the conversations stored here do not (yet) list
+   * as members, until replication lists them or replicationWaitMs runs out. It resolves true
+   * when there was anything to wait for (the caller then checks again), false otherwise.
+   */
+  async #afterReplication(
+    wanted: Array<{ conversationId: string; userId: string }>,
+    waited: boolean,
+  ): Promise<boolean> {
+    const waitMs = this.#d.replicationWaitMs ?? 0;
+    if (wanted.length === 0 || waited || waitMs === 0) return false;
+    const deadline = Date.now() + waitMs;
+    for (let pause = 50; Date.now() < deadline; pause = Math.min(500, pause * 2)) {
+      await new Promise((r) => setTimeout(r, Math.min(pause, deadline - Date.now())));
+      const found = await this.#conversations([...new Set(wanted.map((w) => w.conversationId))]);
+      if (wanted.every((w) => found.get(w.conversationId)?.memberIds.includes(w.userId))) break;
+    }
+    return true;
   }
 
   /** stored publishes message.stored; the sends are acknowledged only after this resolves. */
@@ -395,17 +461,20 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       actor: Caller;
       conversations: Array<{ conversationId: string; upTo?: VersionVector }>;
     }>,
+    waited = false,
   ): Promise<Array<ConnectError | undefined>> {
     const errors: Array<ConnectError | undefined> = items.map(() => undefined);
     const conversations = await this.#conversations(
       items.flatMap((i) => i.conversations.map((p) => p.conversationId)),
     );
     const writes: Array<{ receipt: Receipt; memberIds: string[] }> = [];
+    const doubtful: Array<{ item: number; position: (typeof items)[number]["conversations"][0] }> =
+      [];
     items.forEach(({ actor, conversations: positions }, i) => {
       for (const p of positions) {
         const conversation = conversations.get(p.conversationId);
         if (!conversation?.memberIds.includes(actor.userId)) {
-          errors[i] ??= notMember(p.conversationId);
+          doubtful.push({ item: i, position: p });
           continue;
         }
         writes.push({
@@ -419,24 +488,50 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
         });
       }
     });
-    if (writes.length === 0) return errors;
-    const results = await inChunks(
-      writes.map((w) => w.receipt),
-      async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
-    );
-    const advanced = results.flatMap((r, j) =>
-      r.advanced && r.receipt
-        ? [{ receipt: r.receipt, memberIds: writes[j]?.memberIds ?? [] }]
-        : [],
-    );
-    await publishEvents(
-      this.#d.bus,
-      TOPICS.receiptUpdated,
-      advanced.map(({ receipt, memberIds }) => ({
-        key: receipt.conversationId,
-        value: { receipt, recipientIds: memberIds, originRegion: this.#d.region },
+    // Receipts of conversations this region cannot authorize yet wait for replication on
+    // their own, without holding up the others.
+    const later = this.#afterReplication(
+      doubtful.map((d) => ({
+        conversationId: d.position.conversationId,
+        userId: items[d.item]?.actor.userId as string,
       })),
-    );
+      waited,
+    ).then(async (wait) => {
+      const again = wait
+        ? await this.#advanceReceipts(
+            kind,
+            doubtful.map((d) => ({
+              actor: items[d.item]?.actor as Caller,
+              conversations: [d.position],
+            })),
+            true,
+          )
+        : doubtful.map((d) => notMember(d.position.conversationId));
+      again.forEach((err, j) => {
+        const i = doubtful[j]?.item as number;
+        errors[i] ??= err;
+      });
+    });
+    if (writes.length > 0) {
+      const results = await inChunks(
+        writes.map((w) => w.receipt),
+        async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
+      );
+      const advanced = results.flatMap((r, j) =>
+        r.advanced && r.receipt
+          ? [{ receipt: r.receipt, memberIds: writes[j]?.memberIds ?? [] }]
+          : [],
+      );
+      await publishEvents(
+        this.#d.bus,
+        TOPICS.receiptUpdated,
+        advanced.map(({ receipt, memberIds }) => ({
+          key: receipt.conversationId,
+          value: { receipt, recipientIds: memberIds, originRegion: this.#d.region },
+        })),
+      );
+    }
+    await later;
     return errors;
   }
 
@@ -470,7 +565,13 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
    * foreign ones are both PermissionDenied, so ids cannot be probed for existence.
    */
   async #memberOf(id: string, caller: Caller): Promise<Conversation> {
-    const conversation = await this.#find(id);
+    let conversation = await this.#find(id);
+    if (
+      !conversation?.memberIds.includes(caller.userId) &&
+      (await this.#afterReplication([{ conversationId: id, userId: caller.userId }], false))
+    ) {
+      conversation = await this.#find(id);
+    }
     if (!conversation?.memberIds.includes(caller.userId)) throw notMember(id);
     return conversation;
   }

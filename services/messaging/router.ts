@@ -1,13 +1,11 @@
-import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { ServerFrameSchema } from "../../gen/chat/v1/client_pb.ts";
 import type { MessageStored } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
-import type { InboxEntry, Message } from "../../gen/chat/v1/types_pb.ts";
 import { Batcher, inChunks } from "../shared/batcher.ts";
-import type { Fanout, Push } from "../shared/fanout.ts";
+import type { Fanout } from "../shared/fanout.ts";
+import { hlcMillis } from "../shared/hlc.ts";
 import type { Bus } from "../shared/ports/bus.ts";
-import { publishEvents, TOPICS } from "../shared/topics.ts";
+import { InboxDelivery, type Routed, recipientsOf } from "./inbox-delivery.ts";
 
 /** RouterDeps are what routing needs. */
 export interface RouterDeps {
@@ -17,9 +15,15 @@ export interface RouterDeps {
   fanout: Fanout;
   /** cursorCacheSize bounds the routing cursors kept in memory. */
   cursorCacheSize?: number;
+  /**
+   * takeoverAfterMs is how long other regions wait for this one before taking over its
+   * messages (takeover.ts): a message older than that may have been delivered by another
+   * region while this one was down, so routing asks before delivering it. Unset: one region.
+   */
+  takeoverAfterMs?: number;
+  now?: () => number;
 }
 
-type InboxItem = { userId: string; message: Message };
 type Cursor = { conversationId: string; seq: bigint };
 const GAP_READ = 500n;
 
@@ -41,25 +45,15 @@ export class Router {
   readonly #cacheSize: number;
   // Partitions are routed concurrently; their inbox appends and cursor writes made while one
   // call is in flight go together in the next, so a busy region makes few, large calls.
-  readonly #inboxAppends: Batcher<InboxItem[], InboxEntry[]>;
+  readonly #inboxes: InboxDelivery;
   readonly #cursorWrites: Batcher<Cursor[], undefined>;
+  readonly #now: () => number;
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
     this.#cacheSize = deps.cursorCacheSize ?? 100_000;
-    this.#inboxAppends = new Batcher({
-      maxBatch: 100,
-      maxInflight: 1,
-      run: async (lists) => {
-        const entries = await inChunks(
-          lists.flat(),
-          async (items) => (await deps.persistence.appendInbox({ items })).entries,
-        );
-        const out: InboxEntry[][] = [];
-        for (const list of lists) out.push(entries.splice(0, list.length));
-        return out;
-      },
-    });
+    this.#now = deps.now ?? Date.now;
+    this.#inboxes = new InboxDelivery(deps);
     this.#cursorWrites = new Batcher({
       maxBatch: 100,
       maxInflight: 1,
@@ -75,7 +69,7 @@ export class Router {
 
   /** route routes a batch of message.stored events, in order. */
   async route(events: MessageStored[]): Promise<void> {
-    const plan: Array<{ message: Message; recipientIds: string[] }> = [];
+    const plan: Routed[] = [];
     const advanced = new Map<string, bigint>();
     for (const ev of events) {
       const m = ev.message;
@@ -87,38 +81,39 @@ export class Router {
       advanced.set(m.conversationId, m.seq);
     }
     if (plan.length === 0) return;
-
-    const items = plan.flatMap((p) =>
-      p.recipientIds.map((userId) => ({ userId, message: p.message })),
-    );
-    const entries = await this.#inboxAppends.add(items);
-
-    const byUser = new Map<string, InboxEntry[]>();
-    entries.forEach((entry, i) => {
-      const userId = items[i]?.userId as string;
-      const list = byUser.get(userId) ?? [];
-      list.push(entry);
-      byUser.set(userId, list);
-    });
-    const pushes: Push[] = [...byUser].map(([userId, list]) => ({
-      userIds: [userId],
-      frame: create(ServerFrameSchema, {
-        kind: { case: "deliveries", value: { entries: list, replay: false } },
-      }),
-    }));
-    await this.#d.fanout.push(pushes);
-    await publishEvents(
-      this.#d.bus,
-      TOPICS.inboxAppended,
-      entries.map((entry, i) => {
-        const userId = items[i]?.userId as string;
-        return { key: userId, value: { userId, entry } };
-      }),
-    );
+    await this.#inboxes.deliver(await this.#notTakenOver(plan));
     await this.#cursorWrites.add(
       [...advanced].map(([conversationId, seq]) => ({ conversationId, seq })),
     );
     for (const [conversationId, seq] of advanced) this.#remember(conversationId, seq);
+  }
+
+  /**
+   * notTakenOver leaves out messages another region already delivered while this one was
+   * down. Only messages older than the takeover delay can have been: for the rest (nearly
+   * all) it reads nothing. A takeover cursor that has not replicated here yet lets a message
+   * through twice; clients collapse the copies.
+   */
+  async #notTakenOver(plan: Routed[]): Promise<Routed[]> {
+    const after = this.#d.takeoverAfterMs;
+    if (after === undefined) return plan;
+    const old = new Set(
+      plan
+        .filter((p) => hlcMillis(p.message.hlc) < this.#now() - after)
+        .map((p) => p.message.conversationId),
+    );
+    if (old.size === 0) return plan;
+    const taken = new Map<string, bigint>();
+    for (const conversationId of old) {
+      const { seqs } = await this.#d.persistence.readTakeovers({
+        conversationId,
+        originRegion: this.#d.region,
+      });
+      let max = 0n;
+      for (const seq of Object.values(seqs)) if (seq > max) max = seq;
+      taken.set(conversationId, max);
+    }
+    return plan.filter((p) => p.message.seq > (taken.get(p.message.conversationId) ?? 0n));
   }
 
   async #cursor(conversationId: string): Promise<bigint> {
@@ -131,7 +126,7 @@ export class Router {
 
   /** gap reads the messages between the cursor and `seq` and their recipients (current members). */
   async #gap(conversationId: string, routed: bigint, seq: bigint) {
-    const out: Array<{ message: Message; recipientIds: string[] }> = [];
+    const out: Routed[] = [];
     const { conversation } = await this.#d.persistence.readConversation({ conversationId });
     const members = conversation?.memberIds ?? [];
     let after = routed;
@@ -145,8 +140,7 @@ export class Router {
       if (messages.length === 0) break;
       for (const message of messages) {
         if (message.seq >= seq) break;
-        const changed = message.content.case === "membership" ? message.content.value.userIds : [];
-        out.push({ message, recipientIds: [...new Set([...members, ...changed])] });
+        out.push({ message, recipientIds: recipientsOf(message, members) });
         after = message.seq;
       }
     }

@@ -8,24 +8,36 @@ import type { Bus, Subscription } from "../shared/ports/bus.ts";
 import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
 import type { SessionRegistry } from "../shared/ports/session-registry.ts";
 import { createAppHealth, type ServiceApp } from "../shared/service-app.ts";
+import { consumeCanary, consumePeerCanaries } from "./consumers/canary.ts";
 import { consumeRemoteInboxAppended } from "./consumers/inbox-appended.ts";
 import { consumeMessageStored } from "./consumers/message-stored.ts";
+import { consumeRemotePresenceChanged } from "./consumers/presence-changed.ts";
+import { consumeRemotePresenceLease } from "./consumers/presence-lease.ts";
 import { consumeReceiptUpdated } from "./consumers/receipt-updated.ts";
 import { consumeTyping } from "./consumers/typing.ts";
 import { MessagingHandler, type MessagingHooks } from "./handler.ts";
+import { InboxDelivery } from "./inbox-delivery.ts";
+import { PeerLiveness } from "./peer-liveness.ts";
 import { Router } from "./router.ts";
 import { Sweeper } from "./sweeper.ts";
+import { Takeover } from "./takeover.ts";
 
 /** MessagingAppDeps are everything the messaging service is built from. */
 export interface MessagingAppDeps {
   config: {
     region: string;
+    peers: readonly string[];
     mirrors: readonly string[];
     maxGroupSize: number;
     sweepIntervalMs: number;
     sweepMinAgeMs: number;
     sweepMaxAgeMs: number;
     receiptWindowMs: number;
+    replicationWaitMs?: number;
+    /** instanceId names this task (its own view of the peers' liveness). */
+    instanceId?: string;
+    /** takeover tunes delivering a dead peer's backlog (takeover.ts); unset: never. */
+    takeover?: { afterMs: number; windowMs: number; intervalMs: number };
   };
   persistence: Client<typeof PersistenceService>;
   bus: Bus;
@@ -42,13 +54,35 @@ export function build(deps: MessagingAppDeps): ServiceApp {
   const fanout = new Fanout(deps.registry, deps.channel);
   const handler = new MessagingHandler({
     region: config.region,
+    peers: config.peers,
     persistence: deps.persistence,
     bus,
     registry: deps.registry,
     maxGroupSize: config.maxGroupSize,
+    replicationWaitMs: config.replicationWaitMs,
     hooks: deps.hooks,
   });
-  const router = new Router({ region: config.region, persistence: deps.persistence, bus, fanout });
+  const peers = config.peers;
+  const takeover = peers.length > 0 ? config.takeover : undefined;
+  const router = new Router({
+    region: config.region,
+    persistence: deps.persistence,
+    bus,
+    fanout,
+    takeoverAfterMs: takeover?.afterMs,
+  });
+  const liveness = new PeerLiveness(peers, { deadAfterMs: takeover?.afterMs ?? 10_000 });
+  const takeoverLoop =
+    takeover &&
+    new Takeover({
+      region: config.region,
+      persistence: deps.persistence,
+      inboxes: new InboxDelivery({ persistence: deps.persistence, bus, fanout }),
+      liveness,
+      log,
+      intervalMs: takeover.intervalMs,
+      windowMs: takeover.windowMs,
+    });
   const sweeper = new Sweeper({
     persistence: deps.persistence,
     bus,
@@ -69,6 +103,7 @@ export function build(deps: MessagingAppDeps): ServiceApp {
       const mirrors = config.mirrors;
       subscriptions.push(
         await consumeMessageStored({ bus, router, log, metrics }),
+        await consumeCanary({ bus, persistence: deps.persistence, fanout, log, metrics }),
         await consumeTyping({ bus, mirrors, fanout, log, metrics }),
         await consumeReceiptUpdated({
           bus,
@@ -80,13 +115,26 @@ export function build(deps: MessagingAppDeps): ServiceApp {
         }),
       );
       if (mirrors.length > 0) {
+        const registry = deps.registry;
         subscriptions.push(
           await consumeRemoteInboxAppended({ bus, mirrors, fanout, log, metrics }),
+          await consumeRemotePresenceChanged({ bus, mirrors, registry, log, metrics }),
+          await consumeRemotePresenceLease({ bus, mirrors, registry, log, metrics }),
+          await consumePeerCanaries({
+            bus,
+            mirrors,
+            liveness,
+            instanceId: config.instanceId ?? "messaging",
+            log,
+            metrics,
+          }),
         );
       }
       sweeper.start();
+      takeoverLoop?.start();
     },
     async stop() {
+      await takeoverLoop?.stop();
       await sweeper.stop();
       await Promise.all(subscriptions.splice(0).map((s) => s.close()));
     },

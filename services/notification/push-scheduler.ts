@@ -30,6 +30,9 @@ export interface AppendedEvent {
  * PushScheduler sends a push notification when a message reached a recipient's inbox but no
  * device of the recipient acknowledged it within the push delay (DESIGN.md §4.7).
  *
+ * A push is claimed (ChatStore.claimPush) before it is sent, so neither a redelivered record
+ * nor another region delivering the same message pushes it again.
+ *
  * It consumes inbox.appended deliberately late: the records of a batch that are `delayMs` old
  * are handled, and the rest go back to the bus with RetryLater (which commits the handled
  * ones and holds only this partition) until they are due. The check then survives restarts
@@ -108,6 +111,15 @@ export class PushScheduler {
   }
 
   async #push(userId: string, message: Message, count: number): Promise<number> {
+    // Exactly one push per message and user, whatever redelivers it and whichever region
+    // delivers it: the claim is durable, written before sending, and seen by every region.
+    const { claimed } = await this.#d.persistence.claimPush({
+      userId,
+      conversationId: message.conversationId,
+      originRegion: message.originRegion,
+      seq: message.seq,
+    });
+    if (!claimed) return 0;
     const { tokens } = await this.#d.persistence.listPushTokens({ userId });
     let sent = 0;
     for (const t of tokens) {

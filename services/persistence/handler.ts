@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type {
+  AdvanceTakeoverRequest,
   AppendInboxRequest,
   AppendMessageRequest,
   BatchAppendMessagesRequest,
@@ -8,18 +9,22 @@ import type {
   BatchReadReceiptsRequest,
   BatchWriteReceiptsRequest,
   BatchWriteRoutedSeqsRequest,
+  ClaimPushRequest,
   DeletePushTokenRequest,
   InsertConversationRequest,
   ListMembershipsRequest,
   ListPushTokensRequest,
   ListUnroutedRequest,
+  ListUntakenOverRequest,
   PersistenceService,
+  ProbeRequest,
   ReadConversationRequest,
   ReadHistoryRequest,
   ReadInboxRequest,
   ReadMessagesRequest,
   ReadReceiptsRequest,
   ReadRoutedSeqRequest,
+  ReadTakeoversRequest,
   SavePushTokenRequest,
   WriteReceiptRequest,
   WriteRoutedSeqRequest,
@@ -44,7 +49,10 @@ import {
   type AppendCommand,
   type ChatStore,
   type ConversationMeta,
+  compareOrder,
   DuplicateSendError,
+  type OrderKey,
+  orderKeyOf,
   type ReceiptKindName,
   SeqConflictError,
   type StoredConversation,
@@ -192,14 +200,45 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     const q = req.query;
     if (!q) throw invalidArgument("query: required");
     const limit = q.limit || DEFAULT_HISTORY_PAGE;
-    const before = q.before
+    let before: OrderKey | undefined = q.before
       ? { hlc: q.before.hlc, region: q.before.originRegion, seq: q.before.seq }
       : undefined;
-    // One extra tells whether older messages exist.
-    const page = await this.#d.store.history(q.conversationId, before, limit + 1);
-    const hasMore = page.length > limit;
-    const messages = collapseCopies(page.slice(0, limit)).reverse();
-    return { history: { messages, hasMore } };
+    // Newest first. A copy of a send is shown only where it is lowest in display order, on
+    // whichever page that falls: pages stay disjoint and every client shows the same copy.
+    const kept: Message[] = [];
+    let hasMore = false;
+    for (;;) {
+      // One extra tells whether older messages exist.
+      const page = await this.#d.store.history(q.conversationId, before, limit - kept.length + 1);
+      const more = page.length > limit - kept.length;
+      const candidates = page.slice(0, limit - kept.length);
+      kept.push(...(await this.#lowestCopies(q.conversationId, candidates)));
+      const last = candidates.at(-1);
+      if (!more || !last || kept.length >= limit) {
+        hasMore = more;
+        break;
+      }
+      before = orderKeyOf(last);
+    }
+    return { history: { messages: kept.reverse(), hasMore } };
+  }
+
+  /** lowestCopies drops every message of which a copy sorts lower (found in any region). */
+  async #lowestCopies(conversationId: string, page: Message[]): Promise<Message[]> {
+    const copies = await this.#d.store.otherCopies(conversationId, page);
+    const lowest = new Map<string, OrderKey>();
+    for (const m of [...page, ...copies]) {
+      const key = `${m.senderId}\u0000${m.clientMsgId}`;
+      const seen = lowest.get(key);
+      if (!seen || compareOrder(orderKeyOf(m), seen) < 0) lowest.set(key, orderKeyOf(m));
+    }
+    return page.filter(
+      (m) =>
+        compareOrder(
+          orderKeyOf(m),
+          lowest.get(`${m.senderId}\u0000${m.clientMsgId}`) as OrderKey,
+        ) === 0,
+    );
   }
 
   async readMessages(req: ReadMessagesRequest) {
@@ -304,6 +343,48 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
       req.limit || 500,
     );
     return { messages };
+  }
+
+  async listUntakenOver(req: ListUntakenOverRequest) {
+    if (req.originRegion === this.#d.store.region) {
+      throw invalidArgument("origin_region: a region does not take over its own messages");
+    }
+    const messages = await this.#d.store.untakenOver(
+      req.originRegion,
+      Number(req.sinceMs),
+      this.#d.now(),
+      req.limit || 500,
+    );
+    return { messages };
+  }
+
+  async advanceTakeover(req: AdvanceTakeoverRequest) {
+    if (req.originRegion === this.#d.store.region) {
+      throw invalidArgument("origin_region: a region does not take over its own messages");
+    }
+    await this.#d.store.advanceTakeover(req.conversationId, req.originRegion, req.seq);
+    return {};
+  }
+
+  async readTakeovers(req: ReadTakeoversRequest) {
+    const [seqs, originRouted] = await Promise.all([
+      this.#d.store.takeovers(req.conversationId, req.originRegion),
+      this.#d.store.routedSeq(req.conversationId, req.originRegion),
+    ]);
+    return { seqs: Object.fromEntries(seqs), originRouted };
+  }
+
+  async claimPush(req: ClaimPushRequest) {
+    const claimed = await this.#d.store.claimPush(req.userId, {
+      conversationId: req.conversationId,
+      originRegion: req.originRegion,
+      seq: req.seq,
+    });
+    return { claimed };
+  }
+
+  async probe(req: ProbeRequest) {
+    return { ok: await this.#d.store.probe(req.instanceId, req.nonce) };
   }
 
   async savePushToken(req: SavePushTokenRequest) {
@@ -430,25 +511,6 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
       });
     });
   }
-}
-
-/**
- * collapseCopies keeps one message per (sender, client_msg_id) in a newest-first page: the one
- * lowest in display order, so a retry that landed in two regions shows once, where it was
- * first sent.
- */
-export function collapseCopies(newestFirst: Message[]): Message[] {
-  const seen = new Map<string, number>();
-  const out: Message[] = [];
-  // Walk oldest first so the earliest copy claims the key.
-  for (let i = newestFirst.length - 1; i >= 0; i--) {
-    const m = newestFirst[i] as Message;
-    const key = `${m.senderId}\u0000${m.clientMsgId}`;
-    if (seen.has(key)) continue;
-    seen.set(key, i);
-    out.push(m);
-  }
-  return out.reverse();
 }
 
 /** groupBy maps each key to the indexes of its items, in order. */

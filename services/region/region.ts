@@ -11,7 +11,7 @@ import { createPushProvider } from "../notification/push/create.ts";
 import type { PushProvider } from "../notification/push/push-provider.ts";
 import { build as buildNotification } from "../notification/server.ts";
 import { build as buildPersistence } from "../persistence/server.ts";
-import { openShared, openStores } from "../shared/backends.ts";
+import { openShared, openStores, type Shared, type Stores } from "../shared/backends.ts";
 import { createServiceClients } from "../shared/clients.ts";
 import {
   loadGatewayConfig,
@@ -41,6 +41,14 @@ export interface LocalRegionOptions {
   push?: PushProvider;
   /** channel replaces the in-memory delivery channel (tests use a lossy one). */
   channel?: DeliveryChannel;
+  /**
+   * backends, when given, are used instead of opening the configured ones, and outlive the
+   * region: a region stopped or killed and started again over them finds its data (the
+   * two-region runner keeps each region's stores and bus as AWS keeps a region's tables).
+   */
+  backends?: { stores: Stores; shared: Shared };
+  /** issuer, when given, signs tokens instead of a new dev issuer (one identity provider). */
+  issuer?: DevIssuer;
 }
 
 /** LocalRegion is a whole region running in this process on embedded backends. */
@@ -54,7 +62,14 @@ export interface LocalRegion {
   readonly services: RunningService[];
   /** token signs a development token for a user. */
   token(userId: string): Promise<string>;
+  /** stop stops the region gracefully: the gateway drains, everything in flight finishes. */
   stop(): Promise<void>;
+  /**
+   * kill stops the region as abruptly as one process allows: sockets are cut without a close
+   * frame or go_away, ports close at once, nothing drains (a bus handler already running still
+   * finishes: work in this process cannot be abandoned; the process runner SIGKILLs instead).
+   */
+  kill(): Promise<void>;
 }
 
 /** EPHEMERAL_PORTS lets the OS pick every port (tests). */
@@ -94,16 +109,24 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
   const metricsFor = (service: string) => createMetrics(service, { processMetrics: false });
 
   // Embedded backends by default; CHAT_STORE, CHAT_BUS and CHAT_REGISTRY work here too.
-  const {
-    store,
-    inbox,
-    close: closeStores,
-  } = openStores(persistenceConfig.backends.store, region, persistenceConfig.peers);
-  const shared = await openShared(persistenceConfig, logFor("backends"));
+  const owned = !opts.backends;
+  const stores =
+    opts.backends?.stores ??
+    openStores(persistenceConfig.backends.store, region, persistenceConfig.peers);
+  const { store, inbox } = stores;
+  const shared = opts.backends?.shared ?? (await openShared(persistenceConfig, logFor("backends")));
   const { bus, registry } = shared;
   const channel = opts.channel ?? shared.channel;
   const clients = createServiceClients(persistenceConfig.rpcTimeoutMs);
-  const issuer = await startDevIssuer({ host, port: ports.issuer });
+  const issuer = opts.issuer ?? (await startDevIssuer({ host, port: ports.issuer }));
+  const closeOwned = async () => {
+    clients.close();
+    if (owned) {
+      await shared.close().catch(() => undefined);
+      await stores.close();
+    }
+    if (!opts.issuer) await issuer.close();
+  };
   const running: RunningService[] = [];
   try {
     const persistence = await serveApp(
@@ -192,18 +215,16 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       async stop() {
         // Edge first: the gateway drains its clients while the services behind it still answer.
         for (const s of [...running].reverse()) await s.stop();
-        await shared.close();
-        await closeStores();
-        clients.close();
-        await issuer.close();
+        await closeOwned();
+      },
+      async kill() {
+        await Promise.all(running.map((s) => s.kill()));
+        await closeOwned();
       },
     };
   } catch (err) {
     for (const s of running.reverse()) await s.stop().catch(() => undefined);
-    await shared.close().catch(() => undefined);
-    await closeStores();
-    clients.close();
-    await issuer.close();
+    await closeOwned();
     throw err;
   }
 }

@@ -178,6 +178,9 @@ export interface GatewayConfig extends CommonConfig {
   maxFrameBytes: number;
   drainMs: number;
   framesPerSecond: number;
+  /** canaryIntervalMs is how often the delivery canary goes round; canaryTimeoutMs how long it may fail. */
+  canaryIntervalMs: number;
+  canaryTimeoutMs: number;
   /** ecsMetadataUri is set by ECS; the gateway watches it to drain before being stopped. */
   ecsMetadataUri?: string;
 }
@@ -191,6 +194,16 @@ export interface MessagingConfig extends CommonConfig {
   sweepMaxAgeMs: number;
   /** receiptWindowMs is how long receipt changes of a conversation are merged before relaying. */
   receiptWindowMs: number;
+  /**
+   * replicationWaitMs is how long a request this region cannot authorize yet waits for table
+   * replication (only with peer regions; 0 without).
+   */
+  replicationWaitMs: number;
+  /**
+   * takeover: a peer region silent for afterMs is dead; what it appended from windowMs before
+   * it fell silent is delivered from here, looked at every intervalMs.
+   */
+  takeover: { afterMs: number; windowMs: number; intervalMs: number };
   /**
    * crashAfterAppend, for failure tests only: the process kills itself after persisting a
    * message with this text and before publishing it (the dual-write hole).
@@ -319,6 +332,8 @@ const SHAPES = {
     MAX_FRAME_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(65_536),
     DRAIN_MS: ms(20_000),
     FRAMES_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(50),
+    CANARY_INTERVAL_MS: ms(2_000),
+    CANARY_TIMEOUT_MS: ms(10_000),
     ECS_CONTAINER_METADATA_URI_V4: z.url({ protocol: /^https?$/ }).optional(),
   },
   messaging: {
@@ -332,6 +347,10 @@ const SHAPES = {
     SWEEP_MIN_AGE_MS: ms(5_000),
     SWEEP_MAX_AGE_MS: ms(3_600_000),
     RECEIPT_WINDOW_MS: z.coerce.number().int().min(0).max(10_000).default(250),
+    REPLICATION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3_000),
+    TAKEOVER_AFTER_MS: ms(10_000),
+    TAKEOVER_WINDOW_MS: ms(60_000),
+    TAKEOVER_INTERVAL_MS: ms(1_000),
   },
   notification: {
     ...common,
@@ -357,6 +376,11 @@ export const VARIABLES: Record<keyof typeof SHAPES, string[]> = {
 /** loadGatewayConfig reads the gateway's configuration from `env`. */
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const e = parse(SHAPES.gateway, env);
+  if (e.CANARY_TIMEOUT_MS < 2 * e.CANARY_INTERVAL_MS) {
+    throw new ConfigError(
+      `invalid configuration:\n  CANARY_TIMEOUT_MS: must be at least twice CANARY_INTERVAL_MS (${e.CANARY_INTERVAL_MS}), got ${e.CANARY_TIMEOUT_MS}`,
+    );
+  }
   return {
     ...commonOf(e, e.PORT, "gateway"),
     urls: urlsOf(e),
@@ -366,6 +390,8 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxFrameBytes: e.MAX_FRAME_BYTES,
     drainMs: e.DRAIN_MS,
     framesPerSecond: e.FRAMES_PER_SECOND,
+    canaryIntervalMs: e.CANARY_INTERVAL_MS,
+    canaryTimeoutMs: e.CANARY_TIMEOUT_MS,
     ecsMetadataUri: e.ECS_CONTAINER_METADATA_URI_V4,
   };
 }
@@ -381,6 +407,14 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
     sweepMinAgeMs: e.SWEEP_MIN_AGE_MS,
     sweepMaxAgeMs: e.SWEEP_MAX_AGE_MS,
     receiptWindowMs: e.RECEIPT_WINDOW_MS,
+    replicationWaitMs: e.CHAT_PEER_REGIONS.some((p) => p.region !== e.CHAT_REGION)
+      ? e.REPLICATION_WAIT_MS
+      : 0,
+    takeover: {
+      afterMs: e.TAKEOVER_AFTER_MS,
+      windowMs: e.TAKEOVER_WINDOW_MS,
+      intervalMs: e.TAKEOVER_INTERVAL_MS,
+    },
     crashAfterAppend: e.FAULT_CRASH_AFTER_APPEND,
   };
 }

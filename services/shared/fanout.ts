@@ -58,6 +58,14 @@ export class Fanout {
     );
   }
 
+  /** returnCanary hands a gateway instance's delivery canary back to it (canary.ts). */
+  async returnCanary(instanceId: string, nonce: bigint): Promise<void> {
+    await this.#channel.send(
+      instanceId,
+      toBinary(GatewayDeliverySchema, create(GatewayDeliverySchema, { canaryNonce: nonce })),
+    );
+  }
+
   /** toSession delivers frames to one connection, in order. */
   async toSession(
     target: { instanceId: string; userId: string; sessionId: string },

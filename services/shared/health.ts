@@ -14,10 +14,17 @@ import { ChatError, Code } from "./errors.ts";
  * GET /healthz. The empty service name stands for the whole process.
  */
 export interface Health {
-  /** set changes the status of every registered service name at once. */
+  /** setServing says whether the process is up (started and not stopping). */
   setServing(serving: boolean): void;
-  /** serving is the overall status. */
+  /**
+   * setCheck records whether one condition of serving holds (e.g. "delivery": the canary
+   * went through the bus and the store in time), with a word on why not.
+   */
+  setCheck(name: string, ok: boolean, detail?: string): void;
+  /** serving is the overall status: up, and every check holds. */
   serving(): boolean;
+  /** failing lists the checks that do not hold, with their details. */
+  failing(): Record<string, string>;
   /** routes registers grpc.health.v1.Health on a router. */
   routes(router: ConnectRouter): void;
 }
@@ -25,20 +32,30 @@ export interface Health {
 /** createHealth tracks the given fully-qualified service names; all start NOT_SERVING. */
 export function createHealth(serviceNames: string[]): Health {
   let up = false;
+  const failing = new Map<string, string>();
   const names = new Set(["", ...serviceNames]);
   const changes = new EventEmitter();
   changes.setMaxListeners(0);
+  const serving = () => up && failing.size === 0;
   const statusOf = (service: string) => {
     if (!names.has(service)) return Status.SERVICE_UNKNOWN;
-    return up ? Status.SERVING : Status.NOT_SERVING;
+    return serving() ? Status.SERVING : Status.NOT_SERVING;
   };
   return {
-    setServing(serving) {
-      if (serving === up) return;
-      up = serving;
-      changes.emit("change");
+    setServing(next) {
+      if (next === up) return;
+      const before = serving();
+      up = next;
+      if (serving() !== before) changes.emit("change");
     },
-    serving: () => up,
+    setCheck(name, ok, detail = "failing") {
+      const before = serving();
+      if (ok) failing.delete(name);
+      else failing.set(name, detail);
+      if (serving() !== before) changes.emit("change");
+    },
+    serving,
+    failing: () => Object.fromEntries(failing),
     routes(router) {
       router.service(HealthService, {
         check(req: HealthCheckRequest) {

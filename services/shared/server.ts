@@ -122,8 +122,14 @@ function plainRoutes(req: http.IncomingMessage, res: http.ServerResponse, opts: 
   if (req.method !== "GET") return false;
   if (path === "/healthz") {
     const ok = opts.health.serving();
+    const failing = opts.health.failing();
     res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-    res.end(`${JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING" })}\n`);
+    res.end(
+      `${JSON.stringify({
+        status: ok ? "SERVING" : "NOT_SERVING",
+        ...(Object.keys(failing).length > 0 ? { failing } : {}),
+      })}\n`,
+    );
     return true;
   }
   if (path === "/metrics") {

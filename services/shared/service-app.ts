@@ -24,6 +24,8 @@ export interface ServiceApp {
   start(): Promise<void>;
   /** stop ends background work after finishing what is in flight. */
   stop(): Promise<void>;
+  /** kill ends background work at once, without draining (a crash, as far as a process can). */
+  kill?(): Promise<void>;
   readonly http?: HttpRoute;
   readonly upgrade?: UpgradeHandler;
 }
@@ -38,6 +40,8 @@ export interface RunningService {
    * flight finish (up to `graceMs`).
    */
   stop(graceMs?: number): Promise<void>;
+  /** kill closes the port at once, dropping requests and connections, and stops the app's work. */
+  kill(): Promise<void>;
 }
 
 /** createAppHealth creates the health state for an app's services. */
@@ -80,6 +84,15 @@ export async function serveApp(
         app.health.setServing(false);
         await app.stop();
         await server.close(graceMs);
+      })();
+      return stopping;
+    },
+    kill: () => {
+      stopping ??= (async () => {
+        app.health.setServing(false);
+        const closed = server.close(0);
+        await (app.kill ?? app.stop).call(app);
+        await closed;
       })();
       return stopping;
     },

@@ -7,9 +7,11 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import {
+  CanarySchema,
   InboxAppendedSchema,
   MessageStoredSchema,
   PresenceChangedSchema,
+  PresenceLeaseSchema,
   ReceiptUpdatedSchema,
   TypingChangedSchema,
   UserConnectedSchema,
@@ -43,6 +45,8 @@ export const TOPICS = {
   typing: topic("typing", TypingChangedSchema, true),
   receiptUpdated: topic("receipt.updated", ReceiptUpdatedSchema, true),
   presenceChanged: topic("presence.changed", PresenceChangedSchema, true),
+  presenceLease: topic("presence.lease", PresenceLeaseSchema, true),
+  canary: topic("canary", CanarySchema, true),
 } as const;
 
 /** mirroredName is the name a region's topic has in other regions (MirrorMaker 2 style). */

@@ -85,6 +85,41 @@ export function sessionRegistryContract(
     t.true((await registry.lookup([s.userId])).has(s.userId), "a refresh restores them");
   });
 
+  test(`${name}: other regions' users are online while their region keeps reporting them`, async (t) => {
+    const registry = await withRegistry(t);
+    const [ann, ben, cy] = [uid("ann"), uid("ben"), uid("cy")];
+    await registry.setRemotePresence("eu-west-1", [{ userId: ann, online: true }], 300);
+    await registry.setRemotePresence(
+      "ap-south-1",
+      [
+        { userId: ann, online: true },
+        { userId: ben, online: true },
+      ],
+      300,
+    );
+    const regions = ["eu-west-1", "ap-south-1"];
+    const first = await registry.remotePresence([ann, ben, cy], regions);
+    t.deepEqual(first.get(ann)?.sort(), ["ap-south-1", "eu-west-1"]);
+    t.deepEqual(first.get(ben), ["ap-south-1"]);
+    t.false(first.has(cy));
+    t.deepEqual(
+      (await registry.remotePresence([ann], ["eu-west-1"])).get(ann),
+      ["eu-west-1"],
+      "only the regions asked about",
+    );
+    await registry.setRemotePresence("ap-south-1", [{ userId: ben, online: false }], 300);
+    t.false((await registry.remotePresence([ben], regions)).has(ben), "offline at once");
+    // eu-west-1 renews ann's lease; ap-south-1 falls silent (it died).
+    await sleep(150);
+    await registry.setRemotePresence("eu-west-1", [{ userId: ann, online: true }], 600);
+    await sleep(250);
+    t.deepEqual(
+      (await registry.remotePresence([ann], regions)).get(ann),
+      ["eu-west-1"],
+      "a silent region's users expire",
+    );
+  });
+
   const restart = opts.restartBackend;
   if (restart) {
     test.serial(

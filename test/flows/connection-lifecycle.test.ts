@@ -48,8 +48,10 @@ test("a live delivery lost on the last hop is noticed as an inbox gap and filled
 
 test("the server closes connections that stop sending heartbeats", async (t) => {
   const region = await withRegion(t, { env: { HEARTBEAT_INTERVAL_MS: "200" } });
+  // The hello must arrive within one interval of opening: sign the token beforehand.
+  const token = await region.token("quiet");
   const raw = await RawSocket.open(t, region);
-  const welcome = await raw.hello(region, "quiet");
+  const welcome = await raw.hello({ token: async () => token }, "quiet");
   t.is(welcome.kind.case === "welcome" ? welcome.kind.value.heartbeatIntervalMs : 0, 200);
   await t.throwsAsync(
     raw.next(() => false, 5_000),

@@ -1,8 +1,7 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import test from "ava";
 import { PushPlatform } from "../../gen/chat/v1/types_pb.ts";
 import { connect, within, withRegion } from "../support/region.ts";
+import { startWebhook } from "../support/webhook.ts";
 
 /** consumed resolves once a service's metrics show `n` records of a topic handled. */
 async function consumed(serviceUrl: string, topic: string, n: number) {
@@ -15,34 +14,6 @@ async function consumed(serviceUrl: string, topic: string, n: number) {
     if (m && Number(m[1]) >= n) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** startWebhook starts a local endpoint that records the pushes POSTed to it. */
-async function startWebhook(t: { teardown: (f: () => void) => void }) {
-  const received: Array<Record<string, unknown>> = [];
-  let notify: (() => void) | undefined;
-  const server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => {
-      body += c;
-    });
-    req.on("end", () => {
-      received.push(JSON.parse(body));
-      res.writeHead(200);
-      res.end();
-      notify?.();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(() => server.close());
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/push`,
-    received,
-    next: () =>
-      new Promise<void>((r) => {
-        notify = r;
-      }),
-  };
 }
 
 test("an offline recipient gets a push through the webhook provider; an online one does not", async (t) => {

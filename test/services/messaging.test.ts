@@ -40,6 +40,7 @@ function setup() {
   const app = buildMessaging({
     config: {
       region: "us-east-1",
+      peers: [],
       mirrors: [],
       maxGroupSize: 4,
       sweepIntervalMs: 3_600_000,

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import test from "ava";
+import { replicateMemoryTables } from "../../dev/replication/memory-table-replicator.ts";
 import { ViolationsSchema } from "../../gen/buf/validate/validate_pb.ts";
 import { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { ConversationKind, MembershipAction, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
@@ -11,10 +12,10 @@ import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
 import { inMemoryClient } from "../support/in-memory.ts";
 
-function persistence(wallMs = () => Date.now()) {
+function persistence(wallMs = () => Date.now(), store = new MemoryChatStore("us-east-1")) {
   const app = build({
-    store: new MemoryChatStore("us-east-1"),
-    inbox: new MemoryInboxStore("us-east-1"),
+    store,
+    inbox: new MemoryInboxStore(store.region),
     clock: createHybridClock(wallMs),
     log: silentLogger,
     metrics: createMetrics("persistence", { processMetrics: false }),
@@ -220,4 +221,56 @@ test("BatchAppendMessages keeps each conversation's request order and answers ea
   t.false(o[3]?.retryable);
   t.true(o[4]?.duplicate);
   t.deepEqual(o[4]?.message, o[0]?.message);
+});
+
+test("a send retried in two regions is answered and read once, at its lowest copy", async (t) => {
+  // Two regions' stores with table replication between them, held back at first: the window
+  // in which a retry in the other region makes a second copy.
+  const east = new MemoryChatStore("us-east-1");
+  const west = new MemoryChatStore("eu-west-1");
+  const toWest = replicateMemoryTables({
+    from: "us-east-1",
+    to: "eu-west-1",
+    pairs: [[east, west]],
+  });
+  const toEast = replicateMemoryTables({
+    from: "eu-west-1",
+    to: "us-east-1",
+    pairs: [[west, east]],
+  });
+  t.teardown(() => Promise.all([toWest.close(), toEast.close()]).then(() => undefined));
+  toWest.pause();
+  toEast.pause();
+  const pe = persistence(Date.now, east);
+  const pw = persistence(Date.now, west);
+  const first = await pe.appendMessage(text("c", "retried", "hello"));
+  for (let i = 0; i < 3; i++) await pe.appendMessage(text("c", `e${i}`));
+  const copy = await pw.appendMessage(text("c", "retried", "hello"));
+  t.false(copy.duplicate, "before replication the other region cannot know");
+  for (let i = 0; i < 3; i++) await pw.appendMessage(text("c", `w${i}`));
+  toWest.resume();
+  toEast.resume();
+  await Promise.all([toWest.drained(), toEast.drained()]);
+
+  const again = await pw.appendMessage(text("c", "retried", "hello"));
+  t.true(again.duplicate, "once replicated, a retry finds the lowest copy, in any region");
+  t.deepEqual(again.message, first.message);
+
+  for (const p of [pe, pw]) {
+    // Pages of two: the later copy falls on the first page, the earlier on the last.
+    const seen: string[] = [];
+    let before: { hlc: bigint; originRegion: string; seq: bigint } | undefined;
+    for (;;) {
+      const { history } = await p.readHistory({ query: { conversationId: "c", before, limit: 2 } });
+      const page = history?.messages ?? [];
+      seen.unshift(...page.map((m) => `${m.originRegion}:${m.clientMsgId}`));
+      if (!history?.hasMore || page.length === 0) break;
+      before = page[0];
+    }
+    t.deepEqual(
+      seen.filter((s) => s.endsWith(":retried")),
+      ["us-east-1:retried"],
+    );
+    t.is(seen.length, 7, `every other message once: ${seen.join(" ")}`);
+  }
 });

@@ -1,8 +1,5 @@
-import { create } from "@bufbuild/protobuf";
 import test from "ava";
 import { Backoff } from "../../client/backoff.ts";
-import { MessageSchema } from "../../gen/chat/v1/types_pb.ts";
-import { collapseCopies } from "../../services/persistence/handler.ts";
 import {
   ConfigError,
   loadGatewayConfig,
@@ -98,19 +95,6 @@ test("conversation ids are derived deterministically", (t) => {
   t.regex(directConversationId("a", "b"), /^d_[A-Za-z0-9_-]{26}$/);
   t.is(groupConversationId("a", "x"), groupConversationId("a", "x"));
   t.not(groupConversationId("a", "x"), groupConversationId("b", "x"));
-});
-
-test("history collapses copies of one send to the one first in display order", (t) => {
-  const m = (region: string, seq: bigint, hlc: bigint, clientMsgId: string) =>
-    create(MessageSchema, { originRegion: region, seq, hlc, senderId: "s", clientMsgId });
-  const newestFirst = [m("b", 1n, 30n, "x"), m("a", 2n, 20n, "y"), m("a", 1n, 10n, "x")];
-  t.deepEqual(
-    collapseCopies(newestFirst).map((x) => [x.originRegion, x.clientMsgId]),
-    [
-      ["a", "y"],
-      ["a", "x"],
-    ],
-  );
 });
 
 test("configuration errors name the variable and the bad value", (t) => {

@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file chat/v1/events.proto.
  */
 export const file_chat_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChRjaGF0L3YxL2V2ZW50cy5wcm90bxIHY2hhdC52MSJJCg1NZXNzYWdlU3RvcmVkEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USFQoNcmVjaXBpZW50X2lkcxgCIAMoCSJECg1JbmJveEFwcGVuZGVkEg8KB3VzZXJfaWQYASABKAkSIgoFZW50cnkYAiABKAsyEy5jaGF0LnYxLkluYm94RW50cnkiqwEKDVVzZXJDb25uZWN0ZWQSDwoHdXNlcl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRITCgtpbnN0YW5jZV9pZBgEIAEoCRIlCgVpbmJveBgFIAEoCzIWLmNoYXQudjEuVmVyc2lvblZlY3RvchImCgZyZWFzb24YBiABKA4yFi5jaGF0LnYxLkNvbm5lY3RSZWFzb24iXwoQVXNlckRpc2Nvbm5lY3RlZBIPCgd1c2VyX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhMKC2luc3RhbmNlX2lkGAQgASgJIl4KDVR5cGluZ0NoYW5nZWQSHwoGdHlwaW5nGAEgASgLMg8uY2hhdC52MS5UeXBpbmcSFQoNcmVjaXBpZW50X2lkcxgCIAMoCRIVCg1vcmlnaW5fcmVnaW9uGAMgASgJImEKDlJlY2VpcHRVcGRhdGVkEiEKB3JlY2VpcHQYASABKAsyEC5jaGF0LnYxLlJlY2VpcHQSFQoNcmVjaXBpZW50X2lkcxgCIAMoCRIVCg1vcmlnaW5fcmVnaW9uGAMgASgJIkYKD1ByZXNlbmNlQ2hhbmdlZBIjCghwcmVzZW5jZRgBIAEoCzIRLmNoYXQudjEuUHJlc2VuY2USDgoGcmVnaW9uGAIgASgJIj4KD0dhdGV3YXlEZWxpdmVyeRIrCgVpdGVtcxgBIAMoCzIcLmNoYXQudjEuR2F0ZXdheURlbGl2ZXJ5SXRlbSJQChNHYXRld2F5RGVsaXZlcnlJdGVtEg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIUCgxzZXJ2ZXJfZnJhbWUYAyABKAwqZAoNQ29ubmVjdFJlYXNvbhIeChpDT05ORUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFkNPTk5FQ1RfUkVBU09OX0NPTk5FQ1QQARIXChNDT05ORUNUX1JFQVNPTl9TWU5DEAJiBnByb3RvMw", [file_chat_v1_types]);
+  fileDesc("ChRjaGF0L3YxL2V2ZW50cy5wcm90bxIHY2hhdC52MSJJCg1NZXNzYWdlU3RvcmVkEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USFQoNcmVjaXBpZW50X2lkcxgCIAMoCSJECg1JbmJveEFwcGVuZGVkEg8KB3VzZXJfaWQYASABKAkSIgoFZW50cnkYAiABKAsyEy5jaGF0LnYxLkluYm94RW50cnkiqwEKDVVzZXJDb25uZWN0ZWQSDwoHdXNlcl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRITCgtpbnN0YW5jZV9pZBgEIAEoCRIlCgVpbmJveBgFIAEoCzIWLmNoYXQudjEuVmVyc2lvblZlY3RvchImCgZyZWFzb24YBiABKA4yFi5jaGF0LnYxLkNvbm5lY3RSZWFzb24iXwoQVXNlckRpc2Nvbm5lY3RlZBIPCgd1c2VyX2lkGAEgASgJEhEKCWRldmljZV9pZBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEhMKC2luc3RhbmNlX2lkGAQgASgJIl4KDVR5cGluZ0NoYW5nZWQSHwoGdHlwaW5nGAEgASgLMg8uY2hhdC52MS5UeXBpbmcSFQoNcmVjaXBpZW50X2lkcxgCIAMoCRIVCg1vcmlnaW5fcmVnaW9uGAMgASgJImEKDlJlY2VpcHRVcGRhdGVkEiEKB3JlY2VpcHQYASABKAsyEC5jaGF0LnYxLlJlY2VpcHQSFQoNcmVjaXBpZW50X2lkcxgCIAMoCRIVCg1vcmlnaW5fcmVnaW9uGAMgASgJIlYKD1ByZXNlbmNlQ2hhbmdlZBIjCghwcmVzZW5jZRgBIAEoCzIRLmNoYXQudjEuUHJlc2VuY2USDgoGcmVnaW9uGAIgASgJEg4KBnR0bF9tcxgDIAEoDSJWCg1QcmVzZW5jZUxlYXNlEg4KBnJlZ2lvbhgBIAEoCRITCgtpbnN0YW5jZV9pZBgCIAEoCRIQCgh1c2VyX2lkcxgDIAMoCRIOCgZ0dGxfbXMYBCABKA0iUAoGQ2FuYXJ5Eg4KBnJlZ2lvbhgBIAEoCRITCgtpbnN0YW5jZV9pZBgCIAEoCRINCgVub25jZRgDIAEoBBISCgpzZW50X2F0X21zGAQgASgDIlQKD0dhdGV3YXlEZWxpdmVyeRIrCgVpdGVtcxgBIAMoCzIcLmNoYXQudjEuR2F0ZXdheURlbGl2ZXJ5SXRlbRIUCgxjYW5hcnlfbm9uY2UYAiABKAQiUAoTR2F0ZXdheURlbGl2ZXJ5SXRlbRIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSFAoMc2VydmVyX2ZyYW1lGAMgASgMKmQKDUNvbm5lY3RSZWFzb24SHgoaQ09OTkVDVF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZDT05ORUNUX1JFQVNPTl9DT05ORUNUEAESFwoTQ09OTkVDVF9SRUFTT05fU1lOQxACYgZwcm90bzM", [file_chat_v1_types]);
 
 /**
  * MessageStored is published by messaging once a message is durable in its origin region
@@ -222,6 +222,13 @@ export type PresenceChanged = Message<"chat.v1.PresenceChanged"> & {
    * @generated from field: string region = 2;
    */
   region: string;
+
+  /**
+   * ttl_ms is how long an online user stays online without a lease renewing it.
+   *
+   * @generated from field: uint32 ttl_ms = 3;
+   */
+  ttlMs: number;
 };
 
 /**
@@ -230,6 +237,80 @@ export type PresenceChanged = Message<"chat.v1.PresenceChanged"> & {
  */
 export const PresenceChangedSchema: GenMessage<PresenceChanged> = /*@__PURE__*/
   messageDesc(file_chat_v1_events, 6);
+
+/**
+ * PresenceLease renews the presence of the users connected to one gateway instance: each
+ * instance publishes one every third of its session TTL (topic presence.lease, keyed by
+ * instance id; mirrored to other regions). When a region dies, its leases stop and its users
+ * go offline everywhere within ttl_ms.
+ *
+ * @generated from message chat.v1.PresenceLease
+ */
+export type PresenceLease = Message<"chat.v1.PresenceLease"> & {
+  /**
+   * @generated from field: string region = 1;
+   */
+  region: string;
+
+  /**
+   * @generated from field: string instance_id = 2;
+   */
+  instanceId: string;
+
+  /**
+   * @generated from field: repeated string user_ids = 3;
+   */
+  userIds: string[];
+
+  /**
+   * @generated from field: uint32 ttl_ms = 4;
+   */
+  ttlMs: number;
+};
+
+/**
+ * Describes the message chat.v1.PresenceLease.
+ * Use `create(PresenceLeaseSchema)` to create a new message.
+ */
+export const PresenceLeaseSchema: GenMessage<PresenceLease> = /*@__PURE__*/
+  messageDesc(file_chat_v1_events, 7);
+
+/**
+ * Canary is a gateway instance's delivery canary (topic canary, keyed by instance id;
+ * mirrored to other regions, where it also says the region is alive). Messaging writes it to
+ * the store and hands it back to the instance over its delivery channel: a gateway is healthy
+ * while its canaries come back.
+ *
+ * @generated from message chat.v1.Canary
+ */
+export type Canary = Message<"chat.v1.Canary"> & {
+  /**
+   * @generated from field: string region = 1;
+   */
+  region: string;
+
+  /**
+   * @generated from field: string instance_id = 2;
+   */
+  instanceId: string;
+
+  /**
+   * @generated from field: uint64 nonce = 3;
+   */
+  nonce: bigint;
+
+  /**
+   * @generated from field: int64 sent_at_ms = 4;
+   */
+  sentAtMs: bigint;
+};
+
+/**
+ * Describes the message chat.v1.Canary.
+ * Use `create(CanarySchema)` to create a new message.
+ */
+export const CanarySchema: GenMessage<Canary> = /*@__PURE__*/
+  messageDesc(file_chat_v1_events, 8);
 
 /**
  * GatewayDelivery is one message on a gateway instance's delivery channel: encoded
@@ -242,6 +323,13 @@ export type GatewayDelivery = Message<"chat.v1.GatewayDelivery"> & {
    * @generated from field: repeated chat.v1.GatewayDeliveryItem items = 1;
    */
   items: GatewayDeliveryItem[];
+
+  /**
+   * canary_nonce, when set, returns the instance's canary with this nonce.
+   *
+   * @generated from field: uint64 canary_nonce = 2;
+   */
+  canaryNonce: bigint;
 };
 
 /**
@@ -249,7 +337,7 @@ export type GatewayDelivery = Message<"chat.v1.GatewayDelivery"> & {
  * Use `create(GatewayDeliverySchema)` to create a new message.
  */
 export const GatewayDeliverySchema: GenMessage<GatewayDelivery> = /*@__PURE__*/
-  messageDesc(file_chat_v1_events, 7);
+  messageDesc(file_chat_v1_events, 9);
 
 /**
  * GatewayDeliveryItem addresses one encoded ServerFrame to a user's sockets on the instance.
@@ -282,7 +370,7 @@ export type GatewayDeliveryItem = Message<"chat.v1.GatewayDeliveryItem"> & {
  * Use `create(GatewayDeliveryItemSchema)` to create a new message.
  */
 export const GatewayDeliveryItemSchema: GenMessage<GatewayDeliveryItem> = /*@__PURE__*/
-  messageDesc(file_chat_v1_events, 8);
+  messageDesc(file_chat_v1_events, 10);
 
 /**
  * ConnectReason says why a UserConnected event was published.

@@ -13,7 +13,50 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/v1/persistence.proto.
  */
 export const file_chat_v1_persistence: GenFile = /*@__PURE__*/
-  fileDesc("ChljaGF0L3YxL3BlcnNpc3RlbmNlLnByb3RvEgdjaGF0LnYxIqECChlJbnNlcnRDb252ZXJzYXRpb25SZXF1ZXN0EjQKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskEjMKBGtpbmQYAiABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmRCCrpIB4IBBBABIAASFwoFdGl0bGUYAyABKAlCCLpIBXIDGIABEhsKCmNyZWF0ZWRfYnkYBCABKAlCB7pIBHICEAESIAoKbWVtYmVyX2lkcxgFIAMoCUIMukgJkgEGCAIQIRgBEhUKDWNsaWVudF9tc2dfaWQYBiABKAkSGAoQc2VuZGVyX2RldmljZV9pZBgHIAEoCRIQCghzZWVuX2hsYxgIIAEoBCJ/ChpJbnNlcnRDb252ZXJzYXRpb25SZXNwb25zZRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbhIhCgdtZXNzYWdlGAIgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCI7ChdSZWFkQ29udmVyc2F0aW9uUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAEiRwoYUmVhZENvbnZlcnNhdGlvblJlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIl8KFkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARISCgpwYWdlX3Rva2VuGAIgASgJEhcKBWxpbWl0GAMgASgNQgi6SAUqAxj0AyJCChdMaXN0TWVtYmVyc2hpcHNSZXNwb25zZRInCgRwYWdlGAEgASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25QYWdlIvMBChRBcHBlbmRNZXNzYWdlUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESGgoJc2VuZGVyX2lkGAIgASgJQge6SARyAhABEhgKEHNlbmRlcl9kZXZpY2VfaWQYAyABKAkSHgoNY2xpZW50X21zZ19pZBgEIAEoCUIHukgEcgIQARIQCghzZWVuX2hsYxgFIAEoBBIOCgR0ZXh0GAYgASgJSAASLwoKbWVtYmVyc2hpcBgHIAEoCzIZLmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZUgAQhAKB2NvbnRlbnQSBbpIAggBIk0KFUFwcGVuZE1lc3NhZ2VSZXNwb25zZRIhCgdtZXNzYWdlGAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCJCChJSZWFkSGlzdG9yeVJlcXVlc3QSLAoFcXVlcnkYASABKAsyFS5jaGF0LnYxLkhpc3RvcnlRdWVyeUIGukgDyAEBIjgKE1JlYWRIaXN0b3J5UmVzcG9uc2USIQoHaGlzdG9yeRgBIAEoCzIQLmNoYXQudjEuSGlzdG9yeSKDAQoTUmVhZE1lc3NhZ2VzUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESHgoNb3JpZ2luX3JlZ2lvbhgCIAEoCUIHukgEcgIQARIRCglhZnRlcl9zZXEYAyABKAQSFwoFbGltaXQYBCABKA1CCLpIBSoDGOgHIjoKFFJlYWRNZXNzYWdlc1Jlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAuY2hhdC52MS5NZXNzYWdlIlIKC0luYm94QXBwZW5kEhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAESKQoHbWVzc2FnZRgCIAEoCzIQLmNoYXQudjEuTWVzc2FnZUIGukgDyAEBIkQKEkFwcGVuZEluYm94UmVxdWVzdBIuCgVpdGVtcxgBIAMoCzIULmNoYXQudjEuSW5ib3hBcHBlbmRCCbpIBpIBAxDoByI7ChNBcHBlbmRJbmJveFJlc3BvbnNlEiQKB2VudHJpZXMYASADKAsyEy5jaGF0LnYxLkluYm94RW50cnkibAoQUmVhZEluYm94UmVxdWVzdBIYCgd1c2VyX2lkGAEgASgJQge6SARyAhABEiUKBWFmdGVyGAIgASgLMhYuY2hhdC52MS5WZXJzaW9uVmVjdG9yEhcKBWxpbWl0GAMgASgNQgi6SAUqAxjoByKaAQoRUmVhZEluYm94UmVzcG9uc2USJAoHZW50cmllcxgBIAMoCzITLmNoYXQudjEuSW5ib3hFbnRyeRIkCgRoZWFkGAIgASgLMhYuY2hhdC52MS5WZXJzaW9uVmVjdG9yEhAKCGhhc19tb3JlGAMgASgIEicKB2V4cGlyZWQYBCABKAsyFi5jaGF0LnYxLlZlcnNpb25WZWN0b3IiQAoTV3JpdGVSZWNlaXB0UmVxdWVzdBIpCgdyZWNlaXB0GAEgASgLMhAuY2hhdC52MS5SZWNlaXB0Qga6SAPIAQEiSwoUV3JpdGVSZWNlaXB0UmVzcG9uc2USIQoHcmVjZWlwdBgBIAEoCzIQLmNoYXQudjEuUmVjZWlwdBIQCghhZHZhbmNlZBgCIAEoCCI3ChNSZWFkUmVjZWlwdHNSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQASI6ChRSZWFkUmVjZWlwdHNSZXNwb25zZRIiCghyZWNlaXB0cxgBIAMoCzIQLmNoYXQudjEuUmVjZWlwdCI4ChRSZWFkUm91dGVkU2VxUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAEiJAoVUmVhZFJvdXRlZFNlcVJlc3BvbnNlEgsKA3NlcRgBIAEoBCJGChVXcml0ZVJvdXRlZFNlcVJlcXVlc3QSIAoPY29udmVyc2F0aW9uX2lkGAEgASgJQge6SARyAhABEgsKA3NlcRgCIAEoBCIYChZXcml0ZVJvdXRlZFNlcVJlc3BvbnNlIlYKE0xpc3RVbnJvdXRlZFJlcXVlc3QSEgoKbWluX2FnZV9tcxgBIAEoDRISCgptYXhfYWdlX21zGAIgASgNEhcKBWxpbWl0GAMgASgNQgi6SAUqAxjoByI6ChRMaXN0VW5yb3V0ZWRSZXNwb25zZRIiCghtZXNzYWdlcxgBIAMoCzIQLmNoYXQudjEuTWVzc2FnZSJWCglQdXNoVG9rZW4SEQoJZGV2aWNlX2lkGAEgASgJEicKCHBsYXRmb3JtGAIgASgOMhUuY2hhdC52MS5QdXNoUGxhdGZvcm0SDQoFdG9rZW4YAyABKAkiWwoUU2F2ZVB1c2hUb2tlblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIpCgV0b2tlbhgCIAEoCzISLmNoYXQudjEuUHVzaFRva2VuQga6SAPIAQEiFwoVU2F2ZVB1c2hUb2tlblJlc3BvbnNlIk4KFkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIaCglkZXZpY2VfaWQYAiABKAlCB7pIBHICEAEiGQoXRGVsZXRlUHVzaFRva2VuUmVzcG9uc2UiMQoVTGlzdFB1c2hUb2tlbnNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAEiPAoWTGlzdFB1c2hUb2tlbnNSZXNwb25zZRIiCgZ0b2tlbnMYASADKAsyEi5jaGF0LnYxLlB1c2hUb2tlbiJMCh1CYXRjaFJlYWRDb252ZXJzYXRpb25zUmVxdWVzdBIrChBjb252ZXJzYXRpb25faWRzGAEgAygJQhG6SA6SAQsQ6AcYASIEcgIQASJOCh5CYXRjaFJlYWRDb252ZXJzYXRpb25zUmVzcG9uc2USLAoNY29udmVyc2F0aW9ucxgBIAMoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uIlUKGkJhdGNoQXBwZW5kTWVzc2FnZXNSZXF1ZXN0EjcKBWl0ZW1zGAEgAygLMh0uY2hhdC52MS5BcHBlbmRNZXNzYWdlUmVxdWVzdEIJukgGkgEDEOgHIkcKG0JhdGNoQXBwZW5kTWVzc2FnZXNSZXNwb25zZRIoCghvdXRjb21lcxgBIAMoCzIWLmNoYXQudjEuQXBwZW5kT3V0Y29tZSKDAQoNQXBwZW5kT3V0Y29tZRIhCgdtZXNzYWdlGAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCBISCgplcnJvcl9jb2RlGAMgASgNEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSEQoJcmV0cnlhYmxlGAUgASgIIkoKGUJhdGNoV3JpdGVSZWNlaXB0c1JlcXVlc3QSLQoIcmVjZWlwdHMYASADKAsyEC5jaGF0LnYxLlJlY2VpcHRCCbpIBpIBAxDoByJMChpCYXRjaFdyaXRlUmVjZWlwdHNSZXNwb25zZRIuCgdyZXN1bHRzGAEgAygLMh0uY2hhdC52MS5Xcml0ZVJlY2VpcHRSZXNwb25zZSJZChtCYXRjaFdyaXRlUm91dGVkU2Vxc1JlcXVlc3QSOgoHY3Vyc29ycxgBIAMoCzIeLmNoYXQudjEuV3JpdGVSb3V0ZWRTZXFSZXF1ZXN0Qgm6SAaSAQMQ6AciHgocQmF0Y2hXcml0ZVJvdXRlZFNlcXNSZXNwb25zZSJHChhCYXRjaFJlYWRSZWNlaXB0c1JlcXVlc3QSKwoQY29udmVyc2F0aW9uX2lkcxgBIAMoCUIRukgOkgELEOgHGAEiBHICEAEiPwoZQmF0Y2hSZWFkUmVjZWlwdHNSZXNwb25zZRIiCghyZWNlaXB0cxgBIAMoCzIQLmNoYXQudjEuUmVjZWlwdDKHDgoSUGVyc2lzdGVuY2VTZXJ2aWNlEl0KEkluc2VydENvbnZlcnNhdGlvbhIiLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVxdWVzdBojLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVzcG9uc2USVwoQUmVhZENvbnZlcnNhdGlvbhIgLmNoYXQudjEuUmVhZENvbnZlcnNhdGlvblJlcXVlc3QaIS5jaGF0LnYxLlJlYWRDb252ZXJzYXRpb25SZXNwb25zZRJUCg9MaXN0TWVtYmVyc2hpcHMSHy5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QaIC5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEk4KDUFwcGVuZE1lc3NhZ2USHS5jaGF0LnYxLkFwcGVuZE1lc3NhZ2VSZXF1ZXN0Gh4uY2hhdC52MS5BcHBlbmRNZXNzYWdlUmVzcG9uc2USSAoLUmVhZEhpc3RvcnkSGy5jaGF0LnYxLlJlYWRIaXN0b3J5UmVxdWVzdBocLmNoYXQudjEuUmVhZEhpc3RvcnlSZXNwb25zZRJLCgxSZWFkTWVzc2FnZXMSHC5jaGF0LnYxLlJlYWRNZXNzYWdlc1JlcXVlc3QaHS5jaGF0LnYxLlJlYWRNZXNzYWdlc1Jlc3BvbnNlEkgKC0FwcGVuZEluYm94EhsuY2hhdC52MS5BcHBlbmRJbmJveFJlcXVlc3QaHC5jaGF0LnYxLkFwcGVuZEluYm94UmVzcG9uc2USQgoJUmVhZEluYm94EhkuY2hhdC52MS5SZWFkSW5ib3hSZXF1ZXN0GhouY2hhdC52MS5SZWFkSW5ib3hSZXNwb25zZRJLCgxXcml0ZVJlY2VpcHQSHC5jaGF0LnYxLldyaXRlUmVjZWlwdFJlcXVlc3QaHS5jaGF0LnYxLldyaXRlUmVjZWlwdFJlc3BvbnNlEksKDFJlYWRSZWNlaXB0cxIcLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVxdWVzdBodLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVzcG9uc2USTgoNUmVhZFJvdXRlZFNlcRIdLmNoYXQudjEuUmVhZFJvdXRlZFNlcVJlcXVlc3QaHi5jaGF0LnYxLlJlYWRSb3V0ZWRTZXFSZXNwb25zZRJRCg5Xcml0ZVJvdXRlZFNlcRIeLmNoYXQudjEuV3JpdGVSb3V0ZWRTZXFSZXF1ZXN0Gh8uY2hhdC52MS5Xcml0ZVJvdXRlZFNlcVJlc3BvbnNlEksKDExpc3RVbnJvdXRlZBIcLmNoYXQudjEuTGlzdFVucm91dGVkUmVxdWVzdBodLmNoYXQudjEuTGlzdFVucm91dGVkUmVzcG9uc2USTgoNU2F2ZVB1c2hUb2tlbhIdLmNoYXQudjEuU2F2ZVB1c2hUb2tlblJlcXVlc3QaHi5jaGF0LnYxLlNhdmVQdXNoVG9rZW5SZXNwb25zZRJUCg9EZWxldGVQdXNoVG9rZW4SHy5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QaIC5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlc3BvbnNlElEKDkxpc3RQdXNoVG9rZW5zEh4uY2hhdC52MS5MaXN0UHVzaFRva2Vuc1JlcXVlc3QaHy5jaGF0LnYxLkxpc3RQdXNoVG9rZW5zUmVzcG9uc2USaQoWQmF0Y2hSZWFkQ29udmVyc2F0aW9ucxImLmNoYXQudjEuQmF0Y2hSZWFkQ29udmVyc2F0aW9uc1JlcXVlc3QaJy5jaGF0LnYxLkJhdGNoUmVhZENvbnZlcnNhdGlvbnNSZXNwb25zZRJgChNCYXRjaEFwcGVuZE1lc3NhZ2VzEiMuY2hhdC52MS5CYXRjaEFwcGVuZE1lc3NhZ2VzUmVxdWVzdBokLmNoYXQudjEuQmF0Y2hBcHBlbmRNZXNzYWdlc1Jlc3BvbnNlEl0KEkJhdGNoV3JpdGVSZWNlaXB0cxIiLmNoYXQudjEuQmF0Y2hXcml0ZVJlY2VpcHRzUmVxdWVzdBojLmNoYXQudjEuQmF0Y2hXcml0ZVJlY2VpcHRzUmVzcG9uc2USYwoUQmF0Y2hXcml0ZVJvdXRlZFNlcXMSJC5jaGF0LnYxLkJhdGNoV3JpdGVSb3V0ZWRTZXFzUmVxdWVzdBolLmNoYXQudjEuQmF0Y2hXcml0ZVJvdXRlZFNlcXNSZXNwb25zZRJaChFCYXRjaFJlYWRSZWNlaXB0cxIhLmNoYXQudjEuQmF0Y2hSZWFkUmVjZWlwdHNSZXF1ZXN0GiIuY2hhdC52MS5CYXRjaFJlYWRSZWNlaXB0c1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_chat_v1_types]);
+  fileDesc("ChljaGF0L3YxL3BlcnNpc3RlbmNlLnByb3RvEgdjaGF0LnYxIk8KDFByb2JlUmVxdWVzdBIwCgtpbnN0YW5jZV9pZBgBIAEoCUIbukgYchYQARhAMhBeW0EtWmEtejAtOV8tXSskEg0KBW5vbmNlGAIgASgEIhsKDVByb2JlUmVzcG9uc2USCgoCb2sYASABKAgioQIKGUluc2VydENvbnZlcnNhdGlvblJlcXVlc3QSNAoPY29udmVyc2F0aW9uX2lkGAEgASgJQhu6SBhyFhABGEAyEF5bQS1aYS16MC05Xy1dKyQSMwoEa2luZBgCIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZEIKukgHggEEEAEgABIXCgV0aXRsZRgDIAEoCUIIukgFcgMYgAESGwoKY3JlYXRlZF9ieRgEIAEoCUIHukgEcgIQARIgCgptZW1iZXJfaWRzGAUgAygJQgy6SAmSAQYIAhAhGAESFQoNY2xpZW50X21zZ19pZBgGIAEoCRIYChBzZW5kZXJfZGV2aWNlX2lkGAcgASgJEhAKCHNlZW5faGxjGAggASgEIn8KGkluc2VydENvbnZlcnNhdGlvblJlc3BvbnNlEisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uEiEKB21lc3NhZ2UYAiABKAsyEC5jaGF0LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAMgASgIIjsKF1JlYWRDb252ZXJzYXRpb25SZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQASJHChhSZWFkQ29udmVyc2F0aW9uUmVzcG9uc2USKwoMY29udmVyc2F0aW9uGAEgASgLMhUuY2hhdC52MS5Db252ZXJzYXRpb24iXwoWTGlzdE1lbWJlcnNoaXBzUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgJQge6SARyAhABEhIKCnBhZ2VfdG9rZW4YAiABKAkSFwoFbGltaXQYAyABKA1CCLpIBSoDGPQDIkIKF0xpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEicKBHBhZ2UYASABKAsyGS5jaGF0LnYxLkNvbnZlcnNhdGlvblBhZ2Ui8wEKFEFwcGVuZE1lc3NhZ2VSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQARIaCglzZW5kZXJfaWQYAiABKAlCB7pIBHICEAESGAoQc2VuZGVyX2RldmljZV9pZBgDIAEoCRIeCg1jbGllbnRfbXNnX2lkGAQgASgJQge6SARyAhABEhAKCHNlZW5faGxjGAUgASgEEg4KBHRleHQYBiABKAlIABIvCgptZW1iZXJzaGlwGAcgASgLMhkuY2hhdC52MS5NZW1iZXJzaGlwQ2hhbmdlSABCEAoHY29udGVudBIFukgCCAEiTQoVQXBwZW5kTWVzc2FnZVJlc3BvbnNlEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIIkIKElJlYWRIaXN0b3J5UmVxdWVzdBIsCgVxdWVyeRgBIAEoCzIVLmNoYXQudjEuSGlzdG9yeVF1ZXJ5Qga6SAPIAQEiOAoTUmVhZEhpc3RvcnlSZXNwb25zZRIhCgdoaXN0b3J5GAEgASgLMhAuY2hhdC52MS5IaXN0b3J5IoMBChNSZWFkTWVzc2FnZXNSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQARIeCg1vcmlnaW5fcmVnaW9uGAIgASgJQge6SARyAhABEhEKCWFmdGVyX3NlcRgDIAEoBBIXCgVsaW1pdBgEIAEoDUIIukgFKgMY6AciOgoUUmVhZE1lc3NhZ2VzUmVzcG9uc2USIgoIbWVzc2FnZXMYASADKAsyEC5jaGF0LnYxLk1lc3NhZ2UiUgoLSW5ib3hBcHBlbmQSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIpCgdtZXNzYWdlGAIgASgLMhAuY2hhdC52MS5NZXNzYWdlQga6SAPIAQEiRAoSQXBwZW5kSW5ib3hSZXF1ZXN0Ei4KBWl0ZW1zGAEgAygLMhQuY2hhdC52MS5JbmJveEFwcGVuZEIJukgGkgEDEOgHIjsKE0FwcGVuZEluYm94UmVzcG9uc2USJAoHZW50cmllcxgBIAMoCzITLmNoYXQudjEuSW5ib3hFbnRyeSJsChBSZWFkSW5ib3hSZXF1ZXN0EhgKB3VzZXJfaWQYASABKAlCB7pIBHICEAESJQoFYWZ0ZXIYAiABKAsyFi5jaGF0LnYxLlZlcnNpb25WZWN0b3ISFwoFbGltaXQYAyABKA1CCLpIBSoDGOgHIpoBChFSZWFkSW5ib3hSZXNwb25zZRIkCgdlbnRyaWVzGAEgAygLMhMuY2hhdC52MS5JbmJveEVudHJ5EiQKBGhlYWQYAiABKAsyFi5jaGF0LnYxLlZlcnNpb25WZWN0b3ISEAoIaGFzX21vcmUYAyABKAgSJwoHZXhwaXJlZBgEIAEoCzIWLmNoYXQudjEuVmVyc2lvblZlY3RvciJAChNXcml0ZVJlY2VpcHRSZXF1ZXN0EikKB3JlY2VpcHQYASABKAsyEC5jaGF0LnYxLlJlY2VpcHRCBrpIA8gBASJLChRXcml0ZVJlY2VpcHRSZXNwb25zZRIhCgdyZWNlaXB0GAEgASgLMhAuY2hhdC52MS5SZWNlaXB0EhAKCGFkdmFuY2VkGAIgASgIIjcKE1JlYWRSZWNlaXB0c1JlcXVlc3QSIAoPY29udmVyc2F0aW9uX2lkGAEgASgJQge6SARyAhABIjoKFFJlYWRSZWNlaXB0c1Jlc3BvbnNlEiIKCHJlY2VpcHRzGAEgAygLMhAuY2hhdC52MS5SZWNlaXB0IjgKFFJlYWRSb3V0ZWRTZXFSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQASIkChVSZWFkUm91dGVkU2VxUmVzcG9uc2USCwoDc2VxGAEgASgEIkYKFVdyaXRlUm91dGVkU2VxUmVxdWVzdBIgCg9jb252ZXJzYXRpb25faWQYASABKAlCB7pIBHICEAESCwoDc2VxGAIgASgEIhgKFldyaXRlUm91dGVkU2VxUmVzcG9uc2UiVgoTTGlzdFVucm91dGVkUmVxdWVzdBISCgptaW5fYWdlX21zGAEgASgNEhIKCm1heF9hZ2VfbXMYAiABKA0SFwoFbGltaXQYAyABKA1CCLpIBSoDGOgHIjoKFExpc3RVbnJvdXRlZFJlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAuY2hhdC52MS5NZXNzYWdlIlYKCVB1c2hUb2tlbhIRCglkZXZpY2VfaWQYASABKAkSJwoIcGxhdGZvcm0YAiABKA4yFS5jaGF0LnYxLlB1c2hQbGF0Zm9ybRINCgV0b2tlbhgDIAEoCSJbChRTYXZlUHVzaFRva2VuUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgJQge6SARyAhABEikKBXRva2VuGAIgASgLMhIuY2hhdC52MS5QdXNoVG9rZW5CBrpIA8gBASIXChVTYXZlUHVzaFRva2VuUmVzcG9uc2UiTgoWRGVsZXRlUHVzaFRva2VuUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgJQge6SARyAhABEhoKCWRldmljZV9pZBgCIAEoCUIHukgEcgIQASIZChdEZWxldGVQdXNoVG9rZW5SZXNwb25zZSIxChVMaXN0UHVzaFRva2Vuc1JlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQASI8ChZMaXN0UHVzaFRva2Vuc1Jlc3BvbnNlEiIKBnRva2VucxgBIAMoCzISLmNoYXQudjEuUHVzaFRva2VuIkwKHUJhdGNoUmVhZENvbnZlcnNhdGlvbnNSZXF1ZXN0EisKEGNvbnZlcnNhdGlvbl9pZHMYASADKAlCEbpIDpIBCxDoBxgBIgRyAhABIk4KHkJhdGNoUmVhZENvbnZlcnNhdGlvbnNSZXNwb25zZRIsCg1jb252ZXJzYXRpb25zGAEgAygLMhUuY2hhdC52MS5Db252ZXJzYXRpb24iVQoaQmF0Y2hBcHBlbmRNZXNzYWdlc1JlcXVlc3QSNwoFaXRlbXMYASADKAsyHS5jaGF0LnYxLkFwcGVuZE1lc3NhZ2VSZXF1ZXN0Qgm6SAaSAQMQ6AciRwobQmF0Y2hBcHBlbmRNZXNzYWdlc1Jlc3BvbnNlEigKCG91dGNvbWVzGAEgAygLMhYuY2hhdC52MS5BcHBlbmRPdXRjb21lIoMBCg1BcHBlbmRPdXRjb21lEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIEhIKCmVycm9yX2NvZGUYAyABKA0SFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIRCglyZXRyeWFibGUYBSABKAgiSgoZQmF0Y2hXcml0ZVJlY2VpcHRzUmVxdWVzdBItCghyZWNlaXB0cxgBIAMoCzIQLmNoYXQudjEuUmVjZWlwdEIJukgGkgEDEOgHIkwKGkJhdGNoV3JpdGVSZWNlaXB0c1Jlc3BvbnNlEi4KB3Jlc3VsdHMYASADKAsyHS5jaGF0LnYxLldyaXRlUmVjZWlwdFJlc3BvbnNlIlkKG0JhdGNoV3JpdGVSb3V0ZWRTZXFzUmVxdWVzdBI6CgdjdXJzb3JzGAEgAygLMh4uY2hhdC52MS5Xcml0ZVJvdXRlZFNlcVJlcXVlc3RCCbpIBpIBAxDoByIeChxCYXRjaFdyaXRlUm91dGVkU2Vxc1Jlc3BvbnNlIkcKGEJhdGNoUmVhZFJlY2VpcHRzUmVxdWVzdBIrChBjb252ZXJzYXRpb25faWRzGAEgAygJQhG6SA6SAQsQ6AcYASIEcgIQASI/ChlCYXRjaFJlYWRSZWNlaXB0c1Jlc3BvbnNlEiIKCHJlY2VpcHRzGAEgAygLMhAuY2hhdC52MS5SZWNlaXB0InMKFkxpc3RVbnRha2VuT3ZlclJlcXVlc3QSLgoNb3JpZ2luX3JlZ2lvbhgBIAEoCUIXukgUchIQARggMgxeW2EtejAtOS1dKyQSEAoIc2luY2VfbXMYAiABKAMSFwoFbGltaXQYAyABKA1CCLpIBSoDGOgHIj0KF0xpc3RVbnRha2VuT3ZlclJlc3BvbnNlEiIKCG1lc3NhZ2VzGAEgAygLMhAuY2hhdC52MS5NZXNzYWdlImcKFkFkdmFuY2VUYWtlb3ZlclJlcXVlc3QSIAoPY29udmVyc2F0aW9uX2lkGAEgASgJQge6SARyAhABEh4KDW9yaWdpbl9yZWdpb24YAiABKAlCB7pIBHICEAESCwoDc2VxGAMgASgEIhkKF0FkdmFuY2VUYWtlb3ZlclJlc3BvbnNlIlgKFFJlYWRUYWtlb3ZlcnNSZXF1ZXN0EiAKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIHukgEcgIQARIeCg1vcmlnaW5fcmVnaW9uGAIgASgJQge6SARyAhABIpMBChVSZWFkVGFrZW92ZXJzUmVzcG9uc2USNgoEc2VxcxgBIAMoCzIoLmNoYXQudjEuUmVhZFRha2VvdmVyc1Jlc3BvbnNlLlNlcXNFbnRyeRIVCg1vcmlnaW5fcm91dGVkGAIgASgEGisKCVNlcXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBInsKEENsYWltUHVzaFJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoCUIHukgEcgIQARIgCg9jb252ZXJzYXRpb25faWQYAiABKAlCB7pIBHICEAESHgoNb3JpZ2luX3JlZ2lvbhgDIAEoCUIHukgEcgIQARILCgNzZXEYBCABKAQiJAoRQ2xhaW1QdXNoUmVzcG9uc2USDwoHY2xhaW1lZBgBIAEoCDL/EAoSUGVyc2lzdGVuY2VTZXJ2aWNlEl0KEkluc2VydENvbnZlcnNhdGlvbhIiLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVxdWVzdBojLmNoYXQudjEuSW5zZXJ0Q29udmVyc2F0aW9uUmVzcG9uc2USVwoQUmVhZENvbnZlcnNhdGlvbhIgLmNoYXQudjEuUmVhZENvbnZlcnNhdGlvblJlcXVlc3QaIS5jaGF0LnYxLlJlYWRDb252ZXJzYXRpb25SZXNwb25zZRJUCg9MaXN0TWVtYmVyc2hpcHMSHy5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QaIC5jaGF0LnYxLkxpc3RNZW1iZXJzaGlwc1Jlc3BvbnNlEk4KDUFwcGVuZE1lc3NhZ2USHS5jaGF0LnYxLkFwcGVuZE1lc3NhZ2VSZXF1ZXN0Gh4uY2hhdC52MS5BcHBlbmRNZXNzYWdlUmVzcG9uc2USSAoLUmVhZEhpc3RvcnkSGy5jaGF0LnYxLlJlYWRIaXN0b3J5UmVxdWVzdBocLmNoYXQudjEuUmVhZEhpc3RvcnlSZXNwb25zZRJLCgxSZWFkTWVzc2FnZXMSHC5jaGF0LnYxLlJlYWRNZXNzYWdlc1JlcXVlc3QaHS5jaGF0LnYxLlJlYWRNZXNzYWdlc1Jlc3BvbnNlEkgKC0FwcGVuZEluYm94EhsuY2hhdC52MS5BcHBlbmRJbmJveFJlcXVlc3QaHC5jaGF0LnYxLkFwcGVuZEluYm94UmVzcG9uc2USQgoJUmVhZEluYm94EhkuY2hhdC52MS5SZWFkSW5ib3hSZXF1ZXN0GhouY2hhdC52MS5SZWFkSW5ib3hSZXNwb25zZRJLCgxXcml0ZVJlY2VpcHQSHC5jaGF0LnYxLldyaXRlUmVjZWlwdFJlcXVlc3QaHS5jaGF0LnYxLldyaXRlUmVjZWlwdFJlc3BvbnNlEksKDFJlYWRSZWNlaXB0cxIcLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVxdWVzdBodLmNoYXQudjEuUmVhZFJlY2VpcHRzUmVzcG9uc2USTgoNUmVhZFJvdXRlZFNlcRIdLmNoYXQudjEuUmVhZFJvdXRlZFNlcVJlcXVlc3QaHi5jaGF0LnYxLlJlYWRSb3V0ZWRTZXFSZXNwb25zZRJRCg5Xcml0ZVJvdXRlZFNlcRIeLmNoYXQudjEuV3JpdGVSb3V0ZWRTZXFSZXF1ZXN0Gh8uY2hhdC52MS5Xcml0ZVJvdXRlZFNlcVJlc3BvbnNlEksKDExpc3RVbnJvdXRlZBIcLmNoYXQudjEuTGlzdFVucm91dGVkUmVxdWVzdBodLmNoYXQudjEuTGlzdFVucm91dGVkUmVzcG9uc2USTgoNU2F2ZVB1c2hUb2tlbhIdLmNoYXQudjEuU2F2ZVB1c2hUb2tlblJlcXVlc3QaHi5jaGF0LnYxLlNhdmVQdXNoVG9rZW5SZXNwb25zZRJUCg9EZWxldGVQdXNoVG9rZW4SHy5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlcXVlc3QaIC5jaGF0LnYxLkRlbGV0ZVB1c2hUb2tlblJlc3BvbnNlElEKDkxpc3RQdXNoVG9rZW5zEh4uY2hhdC52MS5MaXN0UHVzaFRva2Vuc1JlcXVlc3QaHy5jaGF0LnYxLkxpc3RQdXNoVG9rZW5zUmVzcG9uc2USaQoWQmF0Y2hSZWFkQ29udmVyc2F0aW9ucxImLmNoYXQudjEuQmF0Y2hSZWFkQ29udmVyc2F0aW9uc1JlcXVlc3QaJy5jaGF0LnYxLkJhdGNoUmVhZENvbnZlcnNhdGlvbnNSZXNwb25zZRJgChNCYXRjaEFwcGVuZE1lc3NhZ2VzEiMuY2hhdC52MS5CYXRjaEFwcGVuZE1lc3NhZ2VzUmVxdWVzdBokLmNoYXQudjEuQmF0Y2hBcHBlbmRNZXNzYWdlc1Jlc3BvbnNlEl0KEkJhdGNoV3JpdGVSZWNlaXB0cxIiLmNoYXQudjEuQmF0Y2hXcml0ZVJlY2VpcHRzUmVxdWVzdBojLmNoYXQudjEuQmF0Y2hXcml0ZVJlY2VpcHRzUmVzcG9uc2USYwoUQmF0Y2hXcml0ZVJvdXRlZFNlcXMSJC5jaGF0LnYxLkJhdGNoV3JpdGVSb3V0ZWRTZXFzUmVxdWVzdBolLmNoYXQudjEuQmF0Y2hXcml0ZVJvdXRlZFNlcXNSZXNwb25zZRJaChFCYXRjaFJlYWRSZWNlaXB0cxIhLmNoYXQudjEuQmF0Y2hSZWFkUmVjZWlwdHNSZXF1ZXN0GiIuY2hhdC52MS5CYXRjaFJlYWRSZWNlaXB0c1Jlc3BvbnNlElQKD0xpc3RVbnRha2VuT3ZlchIfLmNoYXQudjEuTGlzdFVudGFrZW5PdmVyUmVxdWVzdBogLmNoYXQudjEuTGlzdFVudGFrZW5PdmVyUmVzcG9uc2USVAoPQWR2YW5jZVRha2VvdmVyEh8uY2hhdC52MS5BZHZhbmNlVGFrZW92ZXJSZXF1ZXN0GiAuY2hhdC52MS5BZHZhbmNlVGFrZW92ZXJSZXNwb25zZRJOCg1SZWFkVGFrZW92ZXJzEh0uY2hhdC52MS5SZWFkVGFrZW92ZXJzUmVxdWVzdBoeLmNoYXQudjEuUmVhZFRha2VvdmVyc1Jlc3BvbnNlEkIKCUNsYWltUHVzaBIZLmNoYXQudjEuQ2xhaW1QdXNoUmVxdWVzdBoaLmNoYXQudjEuQ2xhaW1QdXNoUmVzcG9uc2USNgoFUHJvYmUSFS5jaGF0LnYxLlByb2JlUmVxdWVzdBoWLmNoYXQudjEuUHJvYmVSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_v1_types]);
+
+/**
+ * ProbeRequest names the instance and its canary.
+ *
+ * @generated from message chat.v1.ProbeRequest
+ */
+export type ProbeRequest = Message<"chat.v1.ProbeRequest"> & {
+  /**
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * @generated from field: uint64 nonce = 2;
+   */
+  nonce: bigint;
+};
+
+/**
+ * Describes the message chat.v1.ProbeRequest.
+ * Use `create(ProbeRequestSchema)` to create a new message.
+ */
+export const ProbeRequestSchema: GenMessage<ProbeRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 0);
+
+/**
+ * ProbeResponse says whether the store gave back what was written.
+ *
+ * @generated from message chat.v1.ProbeResponse
+ */
+export type ProbeResponse = Message<"chat.v1.ProbeResponse"> & {
+  /**
+   * @generated from field: bool ok = 1;
+   */
+  ok: boolean;
+};
+
+/**
+ * Describes the message chat.v1.ProbeResponse.
+ * Use `create(ProbeResponseSchema)` to create a new message.
+ */
+export const ProbeResponseSchema: GenMessage<ProbeResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 1);
 
 /**
  * InsertConversationRequest describes the conversation and who creates it.
@@ -69,7 +112,7 @@ export type InsertConversationRequest = Message<"chat.v1.InsertConversationReque
  * Use `create(InsertConversationRequestSchema)` to create a new message.
  */
 export const InsertConversationRequestSchema: GenMessage<InsertConversationRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 0);
+  messageDesc(file_chat_v1_persistence, 2);
 
 /**
  * InsertConversationResponse carries the conversation and, for groups, its first message.
@@ -98,7 +141,7 @@ export type InsertConversationResponse = Message<"chat.v1.InsertConversationResp
  * Use `create(InsertConversationResponseSchema)` to create a new message.
  */
 export const InsertConversationResponseSchema: GenMessage<InsertConversationResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 1);
+  messageDesc(file_chat_v1_persistence, 3);
 
 /**
  * ReadConversationRequest names the conversation.
@@ -117,7 +160,7 @@ export type ReadConversationRequest = Message<"chat.v1.ReadConversationRequest">
  * Use `create(ReadConversationRequestSchema)` to create a new message.
  */
 export const ReadConversationRequestSchema: GenMessage<ReadConversationRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 2);
+  messageDesc(file_chat_v1_persistence, 4);
 
 /**
  * ReadConversationResponse carries it.
@@ -136,7 +179,7 @@ export type ReadConversationResponse = Message<"chat.v1.ReadConversationResponse
  * Use `create(ReadConversationResponseSchema)` to create a new message.
  */
 export const ReadConversationResponseSchema: GenMessage<ReadConversationResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 3);
+  messageDesc(file_chat_v1_persistence, 5);
 
 /**
  * ListMembershipsRequest names the user and the page.
@@ -165,7 +208,7 @@ export type ListMembershipsRequest = Message<"chat.v1.ListMembershipsRequest"> &
  * Use `create(ListMembershipsRequestSchema)` to create a new message.
  */
 export const ListMembershipsRequestSchema: GenMessage<ListMembershipsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 4);
+  messageDesc(file_chat_v1_persistence, 6);
 
 /**
  * ListMembershipsResponse carries one page.
@@ -184,7 +227,7 @@ export type ListMembershipsResponse = Message<"chat.v1.ListMembershipsResponse">
  * Use `create(ListMembershipsResponseSchema)` to create a new message.
  */
 export const ListMembershipsResponseSchema: GenMessage<ListMembershipsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 5);
+  messageDesc(file_chat_v1_persistence, 7);
 
 /**
  * AppendMessageRequest is a message to store.
@@ -240,7 +283,7 @@ export type AppendMessageRequest = Message<"chat.v1.AppendMessageRequest"> & {
  * Use `create(AppendMessageRequestSchema)` to create a new message.
  */
 export const AppendMessageRequestSchema: GenMessage<AppendMessageRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 6);
+  messageDesc(file_chat_v1_persistence, 8);
 
 /**
  * AppendMessageResponse carries the stored message.
@@ -264,7 +307,7 @@ export type AppendMessageResponse = Message<"chat.v1.AppendMessageResponse"> & {
  * Use `create(AppendMessageResponseSchema)` to create a new message.
  */
 export const AppendMessageResponseSchema: GenMessage<AppendMessageResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 7);
+  messageDesc(file_chat_v1_persistence, 9);
 
 /**
  * ReadHistoryRequest carries the query.
@@ -283,7 +326,7 @@ export type ReadHistoryRequest = Message<"chat.v1.ReadHistoryRequest"> & {
  * Use `create(ReadHistoryRequestSchema)` to create a new message.
  */
 export const ReadHistoryRequestSchema: GenMessage<ReadHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 8);
+  messageDesc(file_chat_v1_persistence, 10);
 
 /**
  * ReadHistoryResponse carries one page.
@@ -302,7 +345,7 @@ export type ReadHistoryResponse = Message<"chat.v1.ReadHistoryResponse"> & {
  * Use `create(ReadHistoryResponseSchema)` to create a new message.
  */
 export const ReadHistoryResponseSchema: GenMessage<ReadHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 9);
+  messageDesc(file_chat_v1_persistence, 11);
 
 /**
  * ReadMessagesRequest names a conversation, an origin region and a seq to start after.
@@ -336,7 +379,7 @@ export type ReadMessagesRequest = Message<"chat.v1.ReadMessagesRequest"> & {
  * Use `create(ReadMessagesRequestSchema)` to create a new message.
  */
 export const ReadMessagesRequestSchema: GenMessage<ReadMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 10);
+  messageDesc(file_chat_v1_persistence, 12);
 
 /**
  * ReadMessagesResponse carries the messages, ascending by seq.
@@ -355,7 +398,7 @@ export type ReadMessagesResponse = Message<"chat.v1.ReadMessagesResponse"> & {
  * Use `create(ReadMessagesResponseSchema)` to create a new message.
  */
 export const ReadMessagesResponseSchema: GenMessage<ReadMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 11);
+  messageDesc(file_chat_v1_persistence, 13);
 
 /**
  * InboxAppend is one message for one user's inbox.
@@ -379,7 +422,7 @@ export type InboxAppend = Message<"chat.v1.InboxAppend"> & {
  * Use `create(InboxAppendSchema)` to create a new message.
  */
 export const InboxAppendSchema: GenMessage<InboxAppend> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 12);
+  messageDesc(file_chat_v1_persistence, 14);
 
 /**
  * AppendInboxRequest carries the entries to add.
@@ -398,7 +441,7 @@ export type AppendInboxRequest = Message<"chat.v1.AppendInboxRequest"> & {
  * Use `create(AppendInboxRequestSchema)` to create a new message.
  */
 export const AppendInboxRequestSchema: GenMessage<AppendInboxRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 13);
+  messageDesc(file_chat_v1_persistence, 15);
 
 /**
  * AppendInboxResponse carries the inbox entries, in request order.
@@ -417,7 +460,7 @@ export type AppendInboxResponse = Message<"chat.v1.AppendInboxResponse"> & {
  * Use `create(AppendInboxResponseSchema)` to create a new message.
  */
 export const AppendInboxResponseSchema: GenMessage<AppendInboxResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 14);
+  messageDesc(file_chat_v1_persistence, 16);
 
 /**
  * ReadInboxRequest names the user and where to start.
@@ -446,7 +489,7 @@ export type ReadInboxRequest = Message<"chat.v1.ReadInboxRequest"> & {
  * Use `create(ReadInboxRequestSchema)` to create a new message.
  */
 export const ReadInboxRequestSchema: GenMessage<ReadInboxRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 15);
+  messageDesc(file_chat_v1_persistence, 17);
 
 /**
  * ReadInboxResponse carries entries and the contiguous head of each region.
@@ -487,7 +530,7 @@ export type ReadInboxResponse = Message<"chat.v1.ReadInboxResponse"> & {
  * Use `create(ReadInboxResponseSchema)` to create a new message.
  */
 export const ReadInboxResponseSchema: GenMessage<ReadInboxResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 16);
+  messageDesc(file_chat_v1_persistence, 18);
 
 /**
  * WriteReceiptRequest carries the receipt.
@@ -506,7 +549,7 @@ export type WriteReceiptRequest = Message<"chat.v1.WriteReceiptRequest"> & {
  * Use `create(WriteReceiptRequestSchema)` to create a new message.
  */
 export const WriteReceiptRequestSchema: GenMessage<WriteReceiptRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 17);
+  messageDesc(file_chat_v1_persistence, 19);
 
 /**
  * WriteReceiptResponse carries the merged receipt.
@@ -532,7 +575,7 @@ export type WriteReceiptResponse = Message<"chat.v1.WriteReceiptResponse"> & {
  * Use `create(WriteReceiptResponseSchema)` to create a new message.
  */
 export const WriteReceiptResponseSchema: GenMessage<WriteReceiptResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 18);
+  messageDesc(file_chat_v1_persistence, 20);
 
 /**
  * ReadReceiptsRequest names the conversation.
@@ -551,7 +594,7 @@ export type ReadReceiptsRequest = Message<"chat.v1.ReadReceiptsRequest"> & {
  * Use `create(ReadReceiptsRequestSchema)` to create a new message.
  */
 export const ReadReceiptsRequestSchema: GenMessage<ReadReceiptsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 19);
+  messageDesc(file_chat_v1_persistence, 21);
 
 /**
  * ReadReceiptsResponse carries every member's receipts.
@@ -570,7 +613,7 @@ export type ReadReceiptsResponse = Message<"chat.v1.ReadReceiptsResponse"> & {
  * Use `create(ReadReceiptsResponseSchema)` to create a new message.
  */
 export const ReadReceiptsResponseSchema: GenMessage<ReadReceiptsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 20);
+  messageDesc(file_chat_v1_persistence, 22);
 
 /**
  * ReadRoutedSeqRequest names the conversation.
@@ -589,7 +632,7 @@ export type ReadRoutedSeqRequest = Message<"chat.v1.ReadRoutedSeqRequest"> & {
  * Use `create(ReadRoutedSeqRequestSchema)` to create a new message.
  */
 export const ReadRoutedSeqRequestSchema: GenMessage<ReadRoutedSeqRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 21);
+  messageDesc(file_chat_v1_persistence, 23);
 
 /**
  * ReadRoutedSeqResponse carries the cursor.
@@ -608,7 +651,7 @@ export type ReadRoutedSeqResponse = Message<"chat.v1.ReadRoutedSeqResponse"> & {
  * Use `create(ReadRoutedSeqResponseSchema)` to create a new message.
  */
 export const ReadRoutedSeqResponseSchema: GenMessage<ReadRoutedSeqResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 22);
+  messageDesc(file_chat_v1_persistence, 24);
 
 /**
  * WriteRoutedSeqRequest carries the new cursor.
@@ -632,7 +675,7 @@ export type WriteRoutedSeqRequest = Message<"chat.v1.WriteRoutedSeqRequest"> & {
  * Use `create(WriteRoutedSeqRequestSchema)` to create a new message.
  */
 export const WriteRoutedSeqRequestSchema: GenMessage<WriteRoutedSeqRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 23);
+  messageDesc(file_chat_v1_persistence, 25);
 
 /**
  * WriteRoutedSeqResponse is empty.
@@ -647,7 +690,7 @@ export type WriteRoutedSeqResponse = Message<"chat.v1.WriteRoutedSeqResponse"> &
  * Use `create(WriteRoutedSeqResponseSchema)` to create a new message.
  */
 export const WriteRoutedSeqResponseSchema: GenMessage<WriteRoutedSeqResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 24);
+  messageDesc(file_chat_v1_persistence, 26);
 
 /**
  * ListUnroutedRequest bounds the age of the messages to check.
@@ -676,7 +719,7 @@ export type ListUnroutedRequest = Message<"chat.v1.ListUnroutedRequest"> & {
  * Use `create(ListUnroutedRequestSchema)` to create a new message.
  */
 export const ListUnroutedRequestSchema: GenMessage<ListUnroutedRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 25);
+  messageDesc(file_chat_v1_persistence, 27);
 
 /**
  * ListUnroutedResponse carries the unrouted messages.
@@ -695,7 +738,7 @@ export type ListUnroutedResponse = Message<"chat.v1.ListUnroutedResponse"> & {
  * Use `create(ListUnroutedResponseSchema)` to create a new message.
  */
 export const ListUnroutedResponseSchema: GenMessage<ListUnroutedResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 26);
+  messageDesc(file_chat_v1_persistence, 28);
 
 /**
  * PushToken is where to push for one device.
@@ -724,7 +767,7 @@ export type PushToken = Message<"chat.v1.PushToken"> & {
  * Use `create(PushTokenSchema)` to create a new message.
  */
 export const PushTokenSchema: GenMessage<PushToken> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 27);
+  messageDesc(file_chat_v1_persistence, 29);
 
 /**
  * SavePushTokenRequest carries the token.
@@ -748,7 +791,7 @@ export type SavePushTokenRequest = Message<"chat.v1.SavePushTokenRequest"> & {
  * Use `create(SavePushTokenRequestSchema)` to create a new message.
  */
 export const SavePushTokenRequestSchema: GenMessage<SavePushTokenRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 28);
+  messageDesc(file_chat_v1_persistence, 30);
 
 /**
  * SavePushTokenResponse is empty.
@@ -763,7 +806,7 @@ export type SavePushTokenResponse = Message<"chat.v1.SavePushTokenResponse"> & {
  * Use `create(SavePushTokenResponseSchema)` to create a new message.
  */
 export const SavePushTokenResponseSchema: GenMessage<SavePushTokenResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 29);
+  messageDesc(file_chat_v1_persistence, 31);
 
 /**
  * DeletePushTokenRequest names the device.
@@ -787,7 +830,7 @@ export type DeletePushTokenRequest = Message<"chat.v1.DeletePushTokenRequest"> &
  * Use `create(DeletePushTokenRequestSchema)` to create a new message.
  */
 export const DeletePushTokenRequestSchema: GenMessage<DeletePushTokenRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 30);
+  messageDesc(file_chat_v1_persistence, 32);
 
 /**
  * DeletePushTokenResponse is empty.
@@ -802,7 +845,7 @@ export type DeletePushTokenResponse = Message<"chat.v1.DeletePushTokenResponse">
  * Use `create(DeletePushTokenResponseSchema)` to create a new message.
  */
 export const DeletePushTokenResponseSchema: GenMessage<DeletePushTokenResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 31);
+  messageDesc(file_chat_v1_persistence, 33);
 
 /**
  * ListPushTokensRequest names the user.
@@ -821,7 +864,7 @@ export type ListPushTokensRequest = Message<"chat.v1.ListPushTokensRequest"> & {
  * Use `create(ListPushTokensRequestSchema)` to create a new message.
  */
 export const ListPushTokensRequestSchema: GenMessage<ListPushTokensRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 32);
+  messageDesc(file_chat_v1_persistence, 34);
 
 /**
  * ListPushTokensResponse carries the user's tokens.
@@ -840,7 +883,7 @@ export type ListPushTokensResponse = Message<"chat.v1.ListPushTokensResponse"> &
  * Use `create(ListPushTokensResponseSchema)` to create a new message.
  */
 export const ListPushTokensResponseSchema: GenMessage<ListPushTokensResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 33);
+  messageDesc(file_chat_v1_persistence, 35);
 
 /**
  * BatchReadConversationsRequest names the conversations.
@@ -859,7 +902,7 @@ export type BatchReadConversationsRequest = Message<"chat.v1.BatchReadConversati
  * Use `create(BatchReadConversationsRequestSchema)` to create a new message.
  */
 export const BatchReadConversationsRequestSchema: GenMessage<BatchReadConversationsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 34);
+  messageDesc(file_chat_v1_persistence, 36);
 
 /**
  * BatchReadConversationsResponse carries the conversations that exist, with their members.
@@ -878,7 +921,7 @@ export type BatchReadConversationsResponse = Message<"chat.v1.BatchReadConversat
  * Use `create(BatchReadConversationsResponseSchema)` to create a new message.
  */
 export const BatchReadConversationsResponseSchema: GenMessage<BatchReadConversationsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 35);
+  messageDesc(file_chat_v1_persistence, 37);
 
 /**
  * BatchAppendMessagesRequest carries the messages to store.
@@ -897,7 +940,7 @@ export type BatchAppendMessagesRequest = Message<"chat.v1.BatchAppendMessagesReq
  * Use `create(BatchAppendMessagesRequestSchema)` to create a new message.
  */
 export const BatchAppendMessagesRequestSchema: GenMessage<BatchAppendMessagesRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 36);
+  messageDesc(file_chat_v1_persistence, 38);
 
 /**
  * BatchAppendMessagesResponse answers every item, in request order.
@@ -916,7 +959,7 @@ export type BatchAppendMessagesResponse = Message<"chat.v1.BatchAppendMessagesRe
  * Use `create(BatchAppendMessagesResponseSchema)` to create a new message.
  */
 export const BatchAppendMessagesResponseSchema: GenMessage<BatchAppendMessagesResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 37);
+  messageDesc(file_chat_v1_persistence, 39);
 
 /**
  * AppendOutcome is the stored message of one append, or why it failed.
@@ -957,7 +1000,7 @@ export type AppendOutcome = Message<"chat.v1.AppendOutcome"> & {
  * Use `create(AppendOutcomeSchema)` to create a new message.
  */
 export const AppendOutcomeSchema: GenMessage<AppendOutcome> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 38);
+  messageDesc(file_chat_v1_persistence, 40);
 
 /**
  * BatchWriteReceiptsRequest carries the receipts.
@@ -976,7 +1019,7 @@ export type BatchWriteReceiptsRequest = Message<"chat.v1.BatchWriteReceiptsReque
  * Use `create(BatchWriteReceiptsRequestSchema)` to create a new message.
  */
 export const BatchWriteReceiptsRequestSchema: GenMessage<BatchWriteReceiptsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 39);
+  messageDesc(file_chat_v1_persistence, 41);
 
 /**
  * BatchWriteReceiptsResponse answers every receipt, in request order.
@@ -995,7 +1038,7 @@ export type BatchWriteReceiptsResponse = Message<"chat.v1.BatchWriteReceiptsResp
  * Use `create(BatchWriteReceiptsResponseSchema)` to create a new message.
  */
 export const BatchWriteReceiptsResponseSchema: GenMessage<BatchWriteReceiptsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 40);
+  messageDesc(file_chat_v1_persistence, 42);
 
 /**
  * BatchWriteRoutedSeqsRequest carries the new cursors.
@@ -1014,7 +1057,7 @@ export type BatchWriteRoutedSeqsRequest = Message<"chat.v1.BatchWriteRoutedSeqsR
  * Use `create(BatchWriteRoutedSeqsRequestSchema)` to create a new message.
  */
 export const BatchWriteRoutedSeqsRequestSchema: GenMessage<BatchWriteRoutedSeqsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 41);
+  messageDesc(file_chat_v1_persistence, 43);
 
 /**
  * BatchWriteRoutedSeqsResponse is empty.
@@ -1029,7 +1072,7 @@ export type BatchWriteRoutedSeqsResponse = Message<"chat.v1.BatchWriteRoutedSeqs
  * Use `create(BatchWriteRoutedSeqsResponseSchema)` to create a new message.
  */
 export const BatchWriteRoutedSeqsResponseSchema: GenMessage<BatchWriteRoutedSeqsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 42);
+  messageDesc(file_chat_v1_persistence, 44);
 
 /**
  * BatchReadReceiptsRequest names the conversations.
@@ -1048,7 +1091,7 @@ export type BatchReadReceiptsRequest = Message<"chat.v1.BatchReadReceiptsRequest
  * Use `create(BatchReadReceiptsRequestSchema)` to create a new message.
  */
 export const BatchReadReceiptsRequestSchema: GenMessage<BatchReadReceiptsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 43);
+  messageDesc(file_chat_v1_persistence, 45);
 
 /**
  * BatchReadReceiptsResponse carries every member's receipts of every conversation named.
@@ -1067,7 +1110,204 @@ export type BatchReadReceiptsResponse = Message<"chat.v1.BatchReadReceiptsRespon
  * Use `create(BatchReadReceiptsResponseSchema)` to create a new message.
  */
 export const BatchReadReceiptsResponseSchema: GenMessage<BatchReadReceiptsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_v1_persistence, 44);
+  messageDesc(file_chat_v1_persistence, 46);
+
+/**
+ * ListUntakenOverRequest names the region and how far back to look.
+ *
+ * @generated from message chat.v1.ListUntakenOverRequest
+ */
+export type ListUntakenOverRequest = Message<"chat.v1.ListUntakenOverRequest"> & {
+  /**
+   * @generated from field: string origin_region = 1;
+   */
+  originRegion: string;
+
+  /**
+   * since_ms is a Unix time in milliseconds: messages appended before it are left out.
+   *
+   * @generated from field: int64 since_ms = 2;
+   */
+  sinceMs: bigint;
+
+  /**
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message chat.v1.ListUntakenOverRequest.
+ * Use `create(ListUntakenOverRequestSchema)` to create a new message.
+ */
+export const ListUntakenOverRequestSchema: GenMessage<ListUntakenOverRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 47);
+
+/**
+ * ListUntakenOverResponse carries the messages.
+ *
+ * @generated from message chat.v1.ListUntakenOverResponse
+ */
+export type ListUntakenOverResponse = Message<"chat.v1.ListUntakenOverResponse"> & {
+  /**
+   * @generated from field: repeated chat.v1.Message messages = 1;
+   */
+  messages: Message$1[];
+};
+
+/**
+ * Describes the message chat.v1.ListUntakenOverResponse.
+ * Use `create(ListUntakenOverResponseSchema)` to create a new message.
+ */
+export const ListUntakenOverResponseSchema: GenMessage<ListUntakenOverResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 48);
+
+/**
+ * AdvanceTakeoverRequest carries the new takeover cursor.
+ *
+ * @generated from message chat.v1.AdvanceTakeoverRequest
+ */
+export type AdvanceTakeoverRequest = Message<"chat.v1.AdvanceTakeoverRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string origin_region = 2;
+   */
+  originRegion: string;
+
+  /**
+   * @generated from field: uint64 seq = 3;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.v1.AdvanceTakeoverRequest.
+ * Use `create(AdvanceTakeoverRequestSchema)` to create a new message.
+ */
+export const AdvanceTakeoverRequestSchema: GenMessage<AdvanceTakeoverRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 49);
+
+/**
+ * AdvanceTakeoverResponse is empty.
+ *
+ * @generated from message chat.v1.AdvanceTakeoverResponse
+ */
+export type AdvanceTakeoverResponse = Message<"chat.v1.AdvanceTakeoverResponse"> & {
+};
+
+/**
+ * Describes the message chat.v1.AdvanceTakeoverResponse.
+ * Use `create(AdvanceTakeoverResponseSchema)` to create a new message.
+ */
+export const AdvanceTakeoverResponseSchema: GenMessage<AdvanceTakeoverResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 50);
+
+/**
+ * ReadTakeoversRequest names the conversation and the region taken over.
+ *
+ * @generated from message chat.v1.ReadTakeoversRequest
+ */
+export type ReadTakeoversRequest = Message<"chat.v1.ReadTakeoversRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string origin_region = 2;
+   */
+  originRegion: string;
+};
+
+/**
+ * Describes the message chat.v1.ReadTakeoversRequest.
+ * Use `create(ReadTakeoversRequestSchema)` to create a new message.
+ */
+export const ReadTakeoversRequestSchema: GenMessage<ReadTakeoversRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 51);
+
+/**
+ * ReadTakeoversResponse carries each region's takeover cursor.
+ *
+ * @generated from message chat.v1.ReadTakeoversResponse
+ */
+export type ReadTakeoversResponse = Message<"chat.v1.ReadTakeoversResponse"> & {
+  /**
+   * @generated from field: map<string, uint64> seqs = 1;
+   */
+  seqs: { [key: string]: bigint };
+
+  /**
+   * origin_routed is how far origin_region's own routing went, as replicated here.
+   *
+   * @generated from field: uint64 origin_routed = 2;
+   */
+  originRouted: bigint;
+};
+
+/**
+ * Describes the message chat.v1.ReadTakeoversResponse.
+ * Use `create(ReadTakeoversResponseSchema)` to create a new message.
+ */
+export const ReadTakeoversResponseSchema: GenMessage<ReadTakeoversResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 52);
+
+/**
+ * ClaimPushRequest names the user and the message.
+ *
+ * @generated from message chat.v1.ClaimPushRequest
+ */
+export type ClaimPushRequest = Message<"chat.v1.ClaimPushRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string conversation_id = 2;
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string origin_region = 3;
+   */
+  originRegion: string;
+
+  /**
+   * @generated from field: uint64 seq = 4;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.v1.ClaimPushRequest.
+ * Use `create(ClaimPushRequestSchema)` to create a new message.
+ */
+export const ClaimPushRequestSchema: GenMessage<ClaimPushRequest> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 53);
+
+/**
+ * ClaimPushResponse says whether this region is the one to push.
+ *
+ * @generated from message chat.v1.ClaimPushResponse
+ */
+export type ClaimPushResponse = Message<"chat.v1.ClaimPushResponse"> & {
+  /**
+   * @generated from field: bool claimed = 1;
+   */
+  claimed: boolean;
+};
+
+/**
+ * Describes the message chat.v1.ClaimPushResponse.
+ * Use `create(ClaimPushResponseSchema)` to create a new message.
+ */
+export const ClaimPushResponseSchema: GenMessage<ClaimPushResponse> = /*@__PURE__*/
+  messageDesc(file_chat_v1_persistence, 54);
 
 /**
  * PersistenceService is the only service that touches the chat database and the offline store
@@ -1296,6 +1536,61 @@ export const PersistenceService: GenService<{
     methodKind: "unary";
     input: typeof BatchReadReceiptsRequestSchema;
     output: typeof BatchReadReceiptsResponseSchema;
+  },
+  /**
+   * ListUntakenOver returns messages another (dead) region appended since since_ms that
+   * replication brought here and this region has not taken over, by conversation and seq.
+   *
+   * @generated from rpc chat.v1.PersistenceService.ListUntakenOver
+   */
+  listUntakenOver: {
+    methodKind: "unary";
+    input: typeof ListUntakenOverRequestSchema;
+    output: typeof ListUntakenOverResponseSchema;
+  },
+  /**
+   * AdvanceTakeover records how far this region took over another region's messages of a
+   * conversation (never moves back).
+   *
+   * @generated from rpc chat.v1.PersistenceService.AdvanceTakeover
+   */
+  advanceTakeover: {
+    methodKind: "unary";
+    input: typeof AdvanceTakeoverRequestSchema;
+    output: typeof AdvanceTakeoverResponseSchema;
+  },
+  /**
+   * ReadTakeovers returns, per region, how far it took over origin_region's messages of a
+   * conversation.
+   *
+   * @generated from rpc chat.v1.PersistenceService.ReadTakeovers
+   */
+  readTakeovers: {
+    methodKind: "unary";
+    input: typeof ReadTakeoversRequestSchema;
+    output: typeof ReadTakeoversResponseSchema;
+  },
+  /**
+   * ClaimPush records that this region pushes a notification for a message to a user, unless
+   * some region already did; claimed says whether to push.
+   *
+   * @generated from rpc chat.v1.PersistenceService.ClaimPush
+   */
+  claimPush: {
+    methodKind: "unary";
+    input: typeof ClaimPushRequestSchema;
+    output: typeof ClaimPushResponseSchema;
+  },
+  /**
+   * Probe writes a gateway instance's canary item and reads it back: the store part of the
+   * delivery canary.
+   *
+   * @generated from rpc chat.v1.PersistenceService.Probe
+   */
+  probe: {
+    methodKind: "unary";
+    input: typeof ProbeRequestSchema;
+    output: typeof ProbeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_v1_persistence, 0);

@@ -13,7 +13,7 @@ export function consumePresenceChanged(deps: {
   bus: Bus;
   mirrors: readonly string[];
   instanceId: string;
-  onChange: (presence: Presence, region: string) => void;
+  onChange: (presence: Presence, region: string, ttlMs: number) => void;
   log: Logger;
   metrics: Metrics;
 }): Promise<Subscription> {
@@ -27,7 +27,7 @@ export function consumePresenceChanged(deps: {
     metrics: deps.metrics,
     handler: async (events) => {
       for (const { value } of events)
-        if (value.presence) deps.onChange(value.presence, value.region);
+        if (value.presence) deps.onChange(value.presence, value.region, value.ttlMs);
     },
   });
 }

@@ -54,11 +54,12 @@ export interface ChatStore {
   ): Promise<Message | undefined>;
 
   /**
-   * copiesOf returns every stored copy, in any region visible here, of the given sends: a send
-   * retried in another region before replication brought the first copy makes a second one.
-   * Copies are found through the dedup items, so they are found while those live.
+   * otherCopies returns the stored copies of these messages' sends made in other regions (a
+   * send retried in another region before replication brought the first copy makes a second
+   * one), as far as replication has brought them here. Copies are found through the dedup
+   * items, so they are found while those live.
    */
-  copiesOf(conversationId: string, sends: SendRef[]): Promise<Message[]>;
+  otherCopies(conversationId: string, messages: Message[]): Promise<Message[]>;
 
   /**
    * append stores a message atomically with everything that must change with it: the log head
@@ -83,8 +84,11 @@ export interface ChatStore {
     limit: number,
   ): Promise<Message[]>;
 
-  /** routedSeq returns how far routing has processed this region's messages of a conversation. */
-  routedSeq(conversationId: string): Promise<bigint>;
+  /**
+   * routedSeq returns how far routing has processed a region's messages of a conversation:
+   * this region's, or another's as far as replication has brought its cursor.
+   */
+  routedSeq(conversationId: string, region?: string): Promise<bigint>;
 
   /** advanceRoutedSeq raises the routing cursor to `seq`; it never moves back. */
   advanceRoutedSeq(conversationId: string, seq: bigint): Promise<void>;
@@ -147,12 +151,6 @@ export interface ChatStore {
    * store part of the delivery canary. True when the read saw the write.
    */
   probe(instanceId: string, nonce: bigint): Promise<boolean>;
-}
-
-/** SendRef names one send: its sender and idempotency key. */
-export interface SendRef {
-  senderId: string;
-  clientMsgId: string;
 }
 
 /** MessageRef names one message by its identity. */

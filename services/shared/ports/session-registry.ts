@@ -31,6 +31,20 @@ export interface SessionRegistry {
   /** lookup returns the live sessions of many users at once (one round trip). */
   lookup(userIds: string[]): Promise<Map<string, Session[]>>;
 
+  /**
+   * setRemotePresence records what another region reports of its users (its presence events
+   * and leases arrive on the mirrored bus): online for `ttlMs` unless reported again, or offline
+   * at once. A region that stops reporting (it died) has its users expire within `ttlMs`.
+   */
+  setRemotePresence(
+    region: string,
+    entries: Array<{ userId: string; online: boolean }>,
+    ttlMs: number,
+  ): Promise<void>;
+
+  /** remotePresence returns, per user, which of `regions` currently report the user online. */
+  remotePresence(userIds: string[], regions: readonly string[]): Promise<Map<string, string[]>>;
+
   close(): Promise<void>;
 }
 

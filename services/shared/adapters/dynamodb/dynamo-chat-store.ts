@@ -30,7 +30,6 @@ import {
   type OrderKey,
   orderKeyOf,
   type ReceiptKindName,
-  type SendRef,
   SeqConflictError,
   type StoredConversation,
   type StoredPushToken,
@@ -205,18 +204,32 @@ export class DynamoChatStore implements ChatStore {
 
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
     let best: Message | undefined;
-    for (const m of await this.copiesOf(conversationId, [{ senderId, clientMsgId }])) {
+    for (const m of await this.#copies(conversationId, [{ senderId, clientMsgId }])) {
       if (!best || compareOrder(orderKeyOf(m), orderKeyOf(best)) < 0) best = m;
     }
     return best;
   }
 
-  async copiesOf(conversationId: string, sends: SendRef[]): Promise<Message[]> {
+  async otherCopies(conversationId: string, messages: Message[]): Promise<Message[]> {
+    return this.#copies(conversationId, messages);
+  }
+
+  /**
+   * copies reads the copies of sends through every region's dedup items: one BatchGetItem for
+   * the dedup items, one for the messages they point at. A send given with its origin region
+   * skips that region's copy (the caller has it).
+   */
+  async #copies(
+    conversationId: string,
+    sends: Array<{ senderId: string; clientMsgId: string; originRegion?: string }>,
+  ): Promise<Message[]> {
     if (sends.length === 0) return [];
     const pk = keys.conversation(conversationId);
     const dedups = await this.#batchGet(
       sends.flatMap((x) =>
-        this.#regions.map((r): [string, string] => [pk, keys.send(r, x.senderId, x.clientMsgId)]),
+        this.#regions
+          .filter((r) => r !== x.originRegion)
+          .map((r): [string, string] => [pk, keys.send(r, x.senderId, x.clientMsgId)]),
       ),
     );
     const found = dedups
@@ -355,8 +368,8 @@ export class DynamoChatStore implements ChatStore {
     return (res.Items ?? []).map((item) => fromBinary(MessageSchema, bytes(item, "m")));
   }
 
-  async routedSeq(conversationId: string) {
-    const item = await this.#get(keys.conversation(conversationId), keys.routed(this.region));
+  async routedSeq(conversationId: string, region = this.region) {
+    const item = await this.#get(keys.conversation(conversationId), keys.routed(region));
     return item ? big(item, "seq") : 0n;
   }
 

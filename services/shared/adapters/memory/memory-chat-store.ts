@@ -15,7 +15,6 @@ import {
   type OrderKey,
   orderKeyOf,
   type ReceiptKindName,
-  type SendRef,
   SeqConflictError,
   type StoredConversation,
   type StoredPushToken,
@@ -131,20 +130,24 @@ export class MemoryChatStore implements ChatStore, Replica {
   }
 
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
-    const copies = await this.copiesOf(conversationId, [{ senderId, clientMsgId }]);
-    return lowest(copies);
+    return lowest(this.#copies(conversationId, senderId, clientMsgId));
   }
 
-  async copiesOf(conversationId: string, sends: SendRef[]): Promise<Message[]> {
+  async otherCopies(conversationId: string, messages: Message[]): Promise<Message[]> {
+    return messages.flatMap((m) =>
+      this.#copies(conversationId, m.senderId, m.clientMsgId, m.originRegion),
+    );
+  }
+
+  /** copies returns a send's copies in every region visible here but `except`. */
+  #copies(conversationId: string, senderId: string, clientMsgId: string, except?: string) {
     const out: Message[] = [];
-    const regions = this.#regionsOf(conversationId);
-    for (const { senderId, clientMsgId } of sends) {
-      for (const region of regions) {
-        const send = this.#sends.get(sendKey(conversationId, region, senderId, clientMsgId));
-        if (!send || this.#dedupExpired(send)) continue;
-        const m = this.#bySeq.get(`${conversationId}\u0000${region}`)?.get(send.seq);
-        if (m) out.push(clone(MessageSchema, m));
-      }
+    for (const region of this.#regionsOf(conversationId)) {
+      if (region === except) continue;
+      const send = this.#sends.get(sendKey(conversationId, region, senderId, clientMsgId));
+      if (!send || this.#dedupExpired(send)) continue;
+      const m = this.#bySeq.get(`${conversationId}\u0000${region}`)?.get(send.seq);
+      if (m) out.push(clone(MessageSchema, m));
     }
     return out;
   }
@@ -215,8 +218,8 @@ export class MemoryChatStore implements ChatStore, Replica {
       .map((seq) => clone(MessageSchema, bySeq.get(seq) as Message));
   }
 
-  async routedSeq(conversationId: string) {
-    return this.#routed.get(conversationId)?.get(this.region) ?? 0n;
+  async routedSeq(conversationId: string, region = this.region) {
+    return this.#routed.get(conversationId)?.get(region) ?? 0n;
   }
 
   async advanceRoutedSeq(conversationId: string, seq: bigint) {

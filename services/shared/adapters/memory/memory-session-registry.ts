@@ -12,6 +12,8 @@ interface Entry {
 export class MemorySessionRegistry implements SessionRegistry {
   readonly #byUser = new Map<string, Map<string, Entry>>();
   readonly #leases = new Map<string, number>();
+  /** region\0user → when the other region's report of the user expires */
+  readonly #remote = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(opts: { now?: () => number } = {}) {
@@ -55,6 +57,37 @@ export class MemorySessionRegistry implements SessionRegistry {
     for (const userId of userIds) {
       const live = this.#live(userId);
       if (live.length > 0) out.set(userId, live);
+    }
+    return out;
+  }
+
+  async setRemotePresence(
+    region: string,
+    entries: Array<{ userId: string; online: boolean }>,
+    ttlMs: number,
+  ) {
+    const expiresAt = this.#now() + ttlMs;
+    for (const { userId, online } of entries) {
+      const key = `${region}\u0000${userId}`;
+      if (online) this.#remote.set(key, expiresAt);
+      else this.#remote.delete(key);
+    }
+  }
+
+  async remotePresence(userIds: string[], regions: readonly string[]) {
+    const now = this.#now();
+    const out = new Map<string, string[]>();
+    for (const userId of userIds) {
+      for (const region of regions) {
+        const key = `${region}\u0000${userId}`;
+        const expiresAt = this.#remote.get(key);
+        if (expiresAt === undefined) continue;
+        if (expiresAt <= now) {
+          this.#remote.delete(key);
+          continue;
+        }
+        out.set(userId, [...(out.get(userId) ?? []), region]);
+      }
     }
     return out;
   }

@@ -6,6 +6,7 @@ import type { Session, SessionRegistry } from "../../ports/session-registry.ts";
  *   sessions:<user>    hash: session id → JSON {deviceId, instanceId, connectedAtMs, expiresAt}
  *                      the key expires when its longest-lived session does
  *   lease:<instance>   a gateway instance's lease; sessions of an instance without one are dead
+ *   remote:<region>:<user>  another region reports the user online (expires with its lease)
  * Expiry times come from the Redis server's clock (TIME), so gateways with skewed clocks agree.
  * Every operation is one round trip: a Lua script does the read-check-write atomically.
  *
@@ -173,8 +174,46 @@ export class RedisSessionRegistry implements SessionRegistry {
     return out;
   }
 
+  async setRemotePresence(
+    region: string,
+    entries: Array<{ userId: string; online: boolean }>,
+    ttlMs: number,
+  ) {
+    if (entries.length === 0) return;
+    const pipeline = this.#redis.pipeline();
+    for (const { userId, online } of entries) {
+      const key = this.#remoteKey(region, userId);
+      if (online) pipeline.set(key, "1", "PX", Math.ceil(ttlMs));
+      else pipeline.del(key);
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed?.[0]) throw failed[0];
+  }
+
+  async remotePresence(userIds: string[], regions: readonly string[]) {
+    const out = new Map<string, string[]>();
+    const pairs = userIds.flatMap((userId) => regions.map((region) => ({ userId, region })));
+    for (let i = 0; i < pairs.length; i += LOOKUP_BATCH) {
+      const batch = pairs.slice(i, i + LOOKUP_BATCH);
+      const values = await this.#redis.mget(
+        ...batch.map((p) => this.#remoteKey(p.region, p.userId)),
+      );
+      values.forEach((v, j) => {
+        const p = batch[j];
+        if (v === null || !p) return;
+        out.set(p.userId, [...(out.get(p.userId) ?? []), p.region]);
+      });
+    }
+    return out;
+  }
+
   async close() {
     if (this.#owned) await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  #remoteKey(region: string, userId: string) {
+    return `${this.#prefix}remote:${region}:${userId}`;
   }
 
   #key(userId: string) {

@@ -1,0 +1,113 @@
+import { randomInt } from "node:crypto";
+import type { Health } from "../shared/health.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { Bus } from "../shared/ports/bus.ts";
+import { publishEvents, TOPICS } from "../shared/topics.ts";
+
+/** DeliveryCanaryOptions configure a gateway's canary. */
+export interface DeliveryCanaryOptions {
+  region: string;
+  instanceId: string;
+  /** intervalMs is how often a canary is sent. */
+  intervalMs: number;
+  /** timeoutMs: with no canary back for this long, the region cannot deliver. */
+  timeoutMs: number;
+  bus: Pick<Bus, "publish">;
+  health: Pick<Health, "setCheck">;
+  log: Logger;
+  /** onChange hears the region's ability to deliver flip (after the timeout, or at once back). */
+  onChange?: (delivering: boolean) => void;
+  now?: () => number;
+}
+
+/**
+ * DeliveryCanary proves that this gateway's region delivers end to end, not merely that the
+ * process is up (DESIGN.md §7): every interval it publishes a canary on the bus; messaging
+ * writes it to the store, reads it back and returns it over this instance's delivery channel,
+ * the path every message takes. While canaries come back the health check "delivery" holds;
+ * when none has for `timeoutMs` (the bus, the store, messaging or the channel is gone) it fails,
+ * so the load balancer, Route 53 and the SDK leave the region. One canary back restores it.
+ */
+export class DeliveryCanary {
+  readonly #o: DeliveryCanaryOptions;
+  readonly #now: () => number;
+  readonly #sent = new Map<bigint, number>();
+  #lastBackAtMs: number;
+  #delivering = true;
+  #timer: NodeJS.Timeout | undefined;
+  /** roundTripMs is the last canary's time from publish to return. */
+  roundTripMs: number | undefined;
+
+  constructor(opts: DeliveryCanaryOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#lastBackAtMs = this.#now();
+  }
+
+  get delivering(): boolean {
+    return this.#delivering;
+  }
+
+  start(): void {
+    this.#lastBackAtMs = this.#now();
+    const tick = () => {
+      this.#send();
+      this.check();
+      this.#timer = setTimeout(tick, this.#o.intervalMs);
+      this.#timer.unref();
+    };
+    tick();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+
+  /** returned takes a canary back from the delivery channel. */
+  returned(nonce: bigint): void {
+    const sentAt = this.#sent.get(nonce);
+    if (sentAt === undefined) return;
+    this.#sent.delete(nonce);
+    const now = this.#now();
+    this.roundTripMs = now - sentAt;
+    this.#lastBackAtMs = Math.max(this.#lastBackAtMs, now);
+    this.check();
+  }
+
+  /** check updates the health check from the age of the last canary that came back. */
+  check(): void {
+    const silentMs = this.#now() - this.#lastBackAtMs;
+    const delivering = silentMs < this.#o.timeoutMs;
+    this.#o.health.setCheck(
+      "delivery",
+      delivering,
+      `no delivery canary came back for ${Math.round(silentMs / 1000)} s (bus, store, messaging or delivery channel down)`,
+    );
+    if (delivering === this.#delivering) return;
+    this.#delivering = delivering;
+    this.#o.log[delivering ? "info" : "error"](
+      { silentMs },
+      delivering ? "delivery canary back: region delivers" : "region cannot deliver",
+    );
+    this.#o.onChange?.(delivering);
+  }
+
+  #send(): void {
+    const nonce = BigInt(randomInt(1, 2 ** 47));
+    const now = this.#now();
+    this.#sent.set(nonce, now);
+    // Canaries lost on the way are forgotten after the timeout.
+    for (const [n, at] of this.#sent) if (now - at > this.#o.timeoutMs) this.#sent.delete(n);
+    publishEvents(this.#o.bus, TOPICS.canary, [
+      {
+        key: this.#o.instanceId,
+        value: {
+          region: this.#o.region,
+          instanceId: this.#o.instanceId,
+          nonce,
+          sentAtMs: BigInt(now),
+        },
+      },
+    ]).catch((err) => this.#o.log.debug({ err }, "could not publish the delivery canary"));
+  }
+}
