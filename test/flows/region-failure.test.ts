@@ -1,0 +1,160 @@
+import test from "ava";
+import type { EmbeddedRegion } from "../../dev/regions/embedded.ts";
+import { PushPlatform } from "../../gen/chat/v1/types_pb.ts";
+import { MessageRecorder } from "../support/inbox-recorder.ts";
+import { RawSocket } from "../support/raw-socket.ts";
+import { within } from "../support/region.ts";
+import { connectIn, until, withRegions } from "../support/regions.ts";
+import { startWebhook } from "../support/webhook.ts";
+
+const EAST = "us-east-1";
+const WEST = "eu-west-1";
+
+test("a send retried in the other region before replication is shown once, everywhere", async (t) => {
+  const regions = await withRegions(t);
+  const alice = await connectIn(t, regions, EAST, "alice");
+  const bob = await connectIn(t, regions, WEST, "bob");
+  const aliceSaw = new MessageRecorder(alice);
+  const bobSaw = new MessageRecorder(bob);
+  const dm = await alice.createDirect("bob");
+  await regions.converged();
+
+  // The east acknowledges; before its items reach the west, the same send is retried there
+  // (as a client that failed over without the ack would).
+  for (const r of regions.replication) if (r.name.startsWith("table")) r.pause();
+  const first = await alice.send(dm.id, "only once", { clientMsgId: "retried-send" });
+  const aliceWest = await connectIn(t, regions, WEST, "alice", "phone");
+  const copy = await aliceWest.send(dm.id, "only once", { clientMsgId: "retried-send" });
+  t.is(first.originRegion, EAST);
+  t.is(copy.originRegion, WEST, "the west could not know: it made a second copy");
+  await alice.send(dm.id, "after");
+  await bobSaw.count(2, dm.id);
+  await aliceSaw.count(2, dm.id);
+  t.deepEqual(bobSaw.texts(dm.id), ["only once", "after"], "bob's device shows the send once");
+  t.deepEqual(aliceSaw.texts(dm.id), ["only once", "after"]);
+
+  for (const r of regions.replication) r.resume();
+  await regions.converged();
+  const again = await aliceWest.send(dm.id, "only once", { clientMsgId: "retried-send" });
+  t.is(again.originRegion, EAST, "once replicated, a retry finds the lowest copy");
+  t.is(again.seq, first.seq);
+  for (const c of [alice, bob]) {
+    const h = await c.history(dm.id);
+    t.deepEqual(
+      h.messages.map((m) => (m.content.case === "text" ? m.content.value : "")),
+      ["only once", "after"],
+      "history shows it once in both regions",
+    );
+  }
+  // A device that restarts and replays both regions' inboxes still shows it once.
+  const bobAgain = await connectIn(t, regions, WEST, "bob", "tablet");
+  const tabletSaw = new MessageRecorder(bobAgain);
+  await tabletSaw.count(2, dm.id);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(tabletSaw.texts(dm.id), ["only once", "after"]);
+});
+
+test("a dead region's backlog that reached the other region's table is delivered there, once", async (t) => {
+  const regions = await withRegions(t);
+  const alice = await connectIn(t, regions, EAST, "alice");
+  const bob = await connectIn(t, regions, WEST, "bob");
+  const bobSaw = new MessageRecorder(bob);
+  const dm = await alice.createDirect("bob");
+  await alice.send(dm.id, "before");
+  await bobSaw.count(1, dm.id);
+
+  // The east's live deliveries stop crossing (its mirror is cut); its table still replicates.
+  const mirror = regions.replication.find((r) => r.name === `topics ${EAST} → ${WEST}`);
+  mirror?.pause();
+  for (let i = 0; i < 3; i++) await alice.send(dm.id, `stranded ${i}`);
+  await regions.converged();
+  await regions.region(EAST).kill();
+
+  // The west hears nothing from the east, takes over, and delivers what its table holds.
+  await bobSaw.count(4, dm.id, 15_000);
+  t.deepEqual(bobSaw.texts(dm.id), ["before", "stranded 0", "stranded 1", "stranded 2"]);
+  const taken = bobSaw.messages.slice(1);
+  t.true(
+    taken.every((m) => m.originRegion === EAST),
+    "still the east's messages, by identity",
+  );
+
+  // The east comes back; its own deliveries of the same messages are not shown again.
+  await regions.region(EAST).start();
+  await regions.converged(30_000);
+  const alice2 = await connectIn(t, regions, EAST, "alice", "laptop");
+  await alice2.send(dm.id, "after");
+  await bobSaw.count(5, dm.id, 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  t.deepEqual(bobSaw.texts(dm.id), ["before", "stranded 0", "stranded 1", "stranded 2", "after"]);
+});
+
+test("a message nobody received in time is pushed exactly once, across regions", async (t) => {
+  const hook = await startWebhook(t);
+  const regions = await withRegions(t, {
+    env: { PUSH_PROVIDER: "webhook", PUSH_WEBHOOK_URL: hook.url, PUSH_DELAY_MS: "1500" },
+  });
+  const alice = await connectIn(t, regions, EAST, "alice");
+  const bobPhone = await connectIn(t, regions, WEST, "bob");
+  await bobPhone.registerPushToken(PushPlatform.FCM, "bob-token");
+  const dm = await alice.createDirect("bob");
+  await regions.converged();
+  await bobPhone.close();
+
+  // The east routes the message, then dies before its push delay is up.
+  await alice.send(dm.id, "wake up");
+  await regions.converged();
+  await regions.region(EAST).kill();
+  await within(
+    until(() => hook.received.length >= 1, "a push"),
+    15_000,
+    "the west's push",
+  );
+  await regions.region(EAST).start();
+  // The east consumes its own backlog now: its push decision finds the west's claim.
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.is(hook.received.length, 1, "one push, from one region");
+  t.like(hook.received[0], { token: "bob-token", body: "wake up" });
+});
+
+test("a region whose bus stops turns unhealthy and sends its clients to another region", async (t) => {
+  const regions = await withRegions(t);
+  const east = regions.region(EAST) as EmbeddedRegion;
+  const raw = await RawSocket.open(t, { wsUrl: east.gatewayUrls[0] as string });
+  await raw.hello(regions, "alice");
+  const health = async () => (await fetch(`${east.services.gateway}/healthz`)).status;
+  t.is(await health(), 200);
+
+  await east.backends.bus.close();
+  const goAway = await raw.next((f) => f.kind.case === "goAway", 10_000);
+  t.true(
+    goAway.kind.case === "goAway" && goAway.kind.value.leaveRegion,
+    "told to leave the region",
+  );
+  t.is(await health(), 503);
+  const body = await (await fetch(`${east.services.gateway}/healthz`)).json();
+  t.regex(JSON.stringify(body), /delivery canary/);
+  const refused = await fetch(`${east.services.gateway}/ws`, {
+    headers: {
+      connection: "upgrade",
+      upgrade: "websocket",
+      "sec-websocket-version": "13",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    },
+  }).catch((e) => e);
+  t.is(refused instanceof Response ? refused.status : 503, 503, "new connections are refused");
+  t.is(await (await fetch(`${regions.region(WEST).services.gateway}/healthz`)).status, 200);
+});
+
+test("the users of a dead region stop showing as online", async (t) => {
+  const regions = await withRegions(t);
+  const alice = await connectIn(t, regions, EAST, "alice");
+  await connectIn(t, regions, WEST, "bob");
+  await alice.createDirect("bob");
+  await regions.converged();
+  const [first] = await alice.watchPresence(["bob"]);
+  t.true(first?.online);
+  const offline = alice.once("presence", (p) => p.userId === "bob" && !p.online);
+  await regions.region(WEST).kill();
+  await within(offline, 10_000, "bob going offline after his region died");
+});
