@@ -1,18 +1,9 @@
+import { create } from "@bufbuild/protobuf";
 import {
-  create,
-  fromBinary,
-  fromJsonString,
-  type MessageInitShape,
-  toBinary,
-  toJsonString,
-} from "@bufbuild/protobuf";
-import {
-  type ClientFrame,
-  ClientFrameSchema,
   ErrorCode,
   ErrorCodeSchema,
+  type GoAway,
   type ServerFrame,
-  ServerFrameSchema,
   type Welcome,
 } from "../gen/chat/v1/client_pb.ts";
 import {
@@ -30,19 +21,37 @@ import {
 } from "../gen/chat/v1/types_pb.ts";
 import { Backoff } from "./backoff.ts";
 import { Emitter } from "./emitter.ts";
+import { FailoverPlan, type Loss } from "./failover.ts";
+import { type ClientKind, decodeServerFrame, encodeClientFrame, subprotocol } from "./frames.ts";
 import { InboxTracker } from "./inbox.ts";
+import { Liveness } from "./liveness.ts";
+import { type Probe, probe } from "./probe.ts";
+import {
+  preferenceOrder,
+  type RegionEndpoint,
+  type RegionLatency,
+  resolveRegions,
+} from "./regions.ts";
 import { type ClientStateStore, MemoryStateStore, type PendingSend } from "./state.ts";
 
-/** PROTO_SUBPROTOCOL and JSON_SUBPROTOCOL are the WebSocket subprotocols of chat.v1. */
-export const PROTO_SUBPROTOCOL = "connectchat.v1.proto";
-export const JSON_SUBPROTOCOL = "connectchat.v1.json";
+/** SEEN_LIMIT is how many shown sends the client remembers (and saves) to collapse copies. */
+const SEEN_LIMIT = 5_000;
 
-/** ChatClientOptions configure a client. */
+/** ChatClientOptions configure a client. Give `url` or `regions`, not both. */
 export interface ChatClientOptions {
-  /** url is the gateway WebSocket URL, or several (tried in order when one fails). */
-  url: string | string[];
-  /** token returns a JWT for the user; it is called before every (re)connection. */
-  token: () => string | Promise<string>;
+  /** url is the gateway WebSocket URL of one region, or several of its gateways (tried in turn). */
+  url?: string | string[];
+  /**
+   * regions lists every region the client may use, each with its gateway's WebSocket URL. The
+   * client measures their round-trip times, connects to the nearest, and fails over to the
+   * others when that one is lost.
+   */
+  regions?: RegionEndpoint[];
+  /**
+   * token returns a JWT for the user; it is called before every (re)connection with the region
+   * being dialled (its configured name, "" with `url`) and its URL.
+   */
+  token: (target: { region: string; url: string }) => string | Promise<string>;
   /** deviceId is stable per app install. */
   deviceId: string;
   /** encoding picks the subprotocol: binary protobuf (default) or protobuf JSON. */
@@ -57,6 +66,16 @@ export interface ChatClientOptions {
   gapTimeoutMs?: number;
   /** ackDelayMs batches delivery acknowledgements (default 250 ms). */
   ackDelayMs?: number;
+  /** probeTimeoutMs: a probed region that has not answered by then is unreachable (default 2 s). */
+  probeTimeoutMs?: number;
+  /** probeIntervalMs is the least time between two probes of the regions (default 5 s). */
+  probeIntervalMs?: number;
+  /** pongTimeoutMs: a ping unanswered for this long, in silence, means a dead connection (3 s). */
+  pongTimeoutMs?: number;
+  /** ackTimeoutMs: a request unanswered for this long, in silence, sends a ping (default 3 s). */
+  ackTimeoutMs?: number;
+  /** connectTimeoutMs bounds an attempt's open and its hello-to-welcome, each (default 5 s). */
+  connectTimeoutMs?: number;
   /** client names the app in the server's logs. */
   client?: string;
   /** WebSocket lets Node apps and tests supply an implementation (default: the global one). */
@@ -68,6 +87,11 @@ export interface ChatClientOptions {
 export type ChatClientEvents = {
   /** connected: the server accepted the hello (after every reconnection too). */
   connected: (welcome: Welcome) => void;
+  /**
+   * region: this connection's welcome came from another region than the previous one's (`from`
+   * is unset on the first connection); `reason` says why the previous one was left.
+   */
+  region: (info: { from?: string; to: string; reason: string }) => void;
   /** disconnected: the socket closed; `reconnectInMs` is set when the client will retry. */
   disconnected: (info: { code: number; reason: string; reconnectInMs?: number }) => void;
   /** message: a new message, each exactly once, in order per origin region. */
@@ -100,8 +124,6 @@ export class ChatClientError extends Error {
   }
 }
 
-type ClientKind = MessageInitShape<typeof ClientFrameSchema>["kind"];
-
 interface Inflight {
   resolve: (frame: ServerFrame) => void;
   reject: (err: ChatClientError) => void;
@@ -119,34 +141,48 @@ interface QueuedSend extends PendingSend {
  * and reconnected with jittered backoff, resuming the inbox from its version vector so that
  * every message arrives exactly once and in order. Sends are retried with the same
  * client_msg_id until acknowledged, across reconnections, so none is lost or doubled.
+ *
+ * Given several regions, it connects to the one with the lowest measured round-trip time and,
+ * when that connection is lost or stops answering, fails over to the others (see
+ * FailoverPlan); the new region replays what the device missed from its inbox position.
  */
 export class ChatClient extends Emitter<ChatClientEvents> {
   readonly deviceId: string;
   userId = "";
   region = "";
   readonly #o: Required<
-    Omit<ChatClientOptions, "state" | "WebSocket" | "onListenerError" | "reconnect">
+    Omit<
+      ChatClientOptions,
+      "state" | "WebSocket" | "onListenerError" | "reconnect" | "url" | "regions"
+    >
   >;
-  readonly #urls: string[];
+  readonly #regions: RegionEndpoint[];
+  /** probes: with a choice of regions, they are ranked by measured round-trip time. */
+  readonly #probes: boolean;
+  #rtts: Array<number | undefined>;
+  #probedAt = Number.NEGATIVE_INFINITY;
+  #probing: { probe: Probe; done: Promise<void> } | undefined;
+  readonly #failover: FailoverPlan;
+  #target = 0;
+  #cause = "first connection";
+  #lastRegion: string | undefined;
   readonly #WebSocket: typeof WebSocket;
   readonly #store: ClientStateStore;
-  readonly #backoff: Backoff;
-  #tracker = new InboxTracker();
+  #tracker = new InboxTracker(new Map(), { maxRemembered: SEEN_LIMIT });
   #state: "idle" | "connecting" | "connected" | "closed" = "idle";
   #ws: WebSocket | undefined;
-  #urlIndex = 0;
   #nextRequestId = 1;
   readonly #inflight = new Map<number, Inflight>();
   readonly #sends: QueuedSend[] = [];
   #loaded: Promise<void> | undefined;
   #seenHlc = 0n;
-  #lastFrameAt = 0;
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #liveness: Liveness | undefined;
+  #attemptTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #gapTimer: ReturnType<typeof setTimeout> | undefined;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #unacked = new Map<string, Map<string, bigint>>();
-  #goAwayMs: number | undefined;
+  #goAway: GoAway | undefined;
   #authFailures = 0;
   #connected: Array<{ resolve: (w: Welcome) => void; reject: (e: ChatClientError) => void }> = [];
   #welcome: Welcome | undefined;
@@ -156,13 +192,16 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   constructor(opts: ChatClientOptions) {
     super(opts.onListenerError);
     this.deviceId = opts.deviceId;
-    this.#urls = Array.isArray(opts.url) ? opts.url : [opts.url];
-    if (this.#urls.length === 0) throw new Error("ChatClient needs at least one url");
+    this.#regions = resolveRegions(opts);
+    this.#probes = opts.regions !== undefined && this.#regions.length > 1;
+    this.#rtts = this.#regions.map(() => undefined);
     this.#WebSocket = opts.WebSocket ?? globalThis.WebSocket;
     this.#store = opts.state ?? new MemoryStateStore();
-    this.#backoff = new Backoff(opts.reconnect);
+    this.#failover = new FailoverPlan({
+      regions: this.#regions.length,
+      backoff: new Backoff(opts.reconnect),
+    });
     this.#o = {
-      url: this.#urls,
       token: opts.token,
       deviceId: opts.deviceId,
       encoding: opts.encoding ?? "proto",
@@ -170,6 +209,11 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       gapTimeoutMs: opts.gapTimeoutMs ?? 1_000,
       ackDelayMs: opts.ackDelayMs ?? 250,
       client: opts.client ?? "connect-chat-sdk",
+      probeTimeoutMs: opts.probeTimeoutMs ?? 2_000,
+      probeIntervalMs: opts.probeIntervalMs ?? 5_000,
+      pongTimeoutMs: opts.pongTimeoutMs ?? 3_000,
+      ackTimeoutMs: opts.ackTimeoutMs ?? 3_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
     };
   }
 
@@ -183,6 +227,19 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     return this.#tracker.vector();
   }
 
+  /**
+   * regionLatencies lists the regions in preference order (lowest measured round-trip time
+   * first) with their latest measurement; rttMs is unset for a region that did not answer or
+   * was not measured (regions are measured only when there is a choice).
+   */
+  regionLatencies(): RegionLatency[] {
+    return this.#order().map((i) => {
+      const { name, url } = this.#regions[i] as RegionEndpoint;
+      const rttMs = this.#rtts[i];
+      return { name: name || this.region, url, ...(rttMs === undefined ? {} : { rttMs }) };
+    });
+  }
+
   /** connect opens the connection and resolves at the first welcome. */
   connect(): Promise<Welcome> {
     if (this.#state === "closed") return Promise.reject(new Error("client is closed"));
@@ -190,7 +247,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     const p = new Promise<Welcome>((resolve, reject) => this.#connected.push({ resolve, reject }));
     if (this.#state === "idle") {
       this.#state = "connecting";
-      void this.#open();
+      this.#failover.begin();
+      void this.#dial();
     }
     return p;
   }
@@ -201,9 +259,11 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.#flushAck();
     this.#state = "closed";
     clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#attemptTimer);
     clearTimeout(this.#gapTimer);
     clearTimeout(this.#ackTimer);
-    clearInterval(this.#heartbeat);
+    this.#liveness?.stop();
+    this.#probing?.probe.cancel();
     this.#failInflight(ErrorCode.CANCELLED, "client closed");
     for (const s of this.#sends.splice(0)) {
       s.reject(
@@ -362,7 +422,12 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       if (!saved) return;
       this.#tracker = new InboxTracker(
         new Map(Object.entries(saved.inbox).map(([r, s]) => [r, BigInt(s)])),
+        { maxRemembered: SEEN_LIMIT, seen: saved.seen },
       );
+      if (saved.seenHlc && /^[0-9]+$/.test(saved.seenHlc)) {
+        const hlc = BigInt(saved.seenHlc);
+        if (hlc > this.#seenHlc) this.#seenHlc = hlc;
+      }
       for (const p of saved.pending) {
         // Sends restored from an earlier run are retried; nobody awaits them in this run.
         this.#sends.push({ ...p, resolve: () => {}, reject: () => {}, requestId: 0 });
@@ -401,35 +466,77 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         clientMsgId,
         text,
       })),
+      seenHlc: this.#seenHlc.toString(),
+      seen: this.#tracker.seen(),
     });
   }
 
-  async #open(): Promise<void> {
+  /** order is the regions' preference order, as indices into #regions. */
+  #order(): number[] {
+    return preferenceOrder(this.#rtts);
+  }
+
+  /**
+   * probeIfDue measures every region's round-trip time unless a probe is running (then it
+   * waits for that one) or one ran within probeIntervalMs: a client cycling through backoff
+   * must not open a socket to every region on every attempt.
+   */
+  #probeIfDue(): Promise<void> {
+    if (!this.#probes) return Promise.resolve();
+    if (this.#probing) return this.#probing.done;
+    if (Date.now() - this.#probedAt < this.#o.probeIntervalMs) return Promise.resolve();
+    this.#probedAt = Date.now();
+    const p = probe(
+      this.#regions.map((r) => r.url),
+      { WebSocket: this.#WebSocket, encoding: this.#o.encoding, timeoutMs: this.#o.probeTimeoutMs },
+    );
+    const done = p.rtts.then((rtts) => {
+      this.#rtts = rtts;
+      this.#probing = undefined;
+    });
+    this.#probing = { probe: p, done };
+    return done;
+  }
+
+  /**
+   * dial starts the next attempt. When the failover plan picks by preference, a probe that is
+   * due runs first (it is bounded by probeTimeoutMs); a retry of the region just lost does not
+   * wait for it.
+   */
+  async #dial(): Promise<void> {
     await this.#load();
+    const probing = this.#probeIfDue();
+    if (this.#failover.ranked) await probing;
     if (this.#state === "closed") return;
-    const url = this.#urls[this.#urlIndex % this.#urls.length] as string;
+    this.#open(this.#failover.next(this.#order()));
+  }
+
+  #open(target: number): void {
+    const { name, url } = this.#regions[target] as RegionEndpoint;
+    this.#target = target;
     let ws: WebSocket;
     try {
-      ws = new this.#WebSocket(url, [
-        this.#o.encoding === "json" ? JSON_SUBPROTOCOL : PROTO_SUBPROTOCOL,
-      ]);
+      ws = new this.#WebSocket(url, [subprotocol(this.#o.encoding)]);
     } catch (err) {
-      this.#scheduleReconnect(1006, String(err));
+      this.#onDisconnect(1006, String(err));
       return;
     }
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
+    this.#expectWelcome(ws);
     ws.addEventListener("open", async () => {
+      if (this.#ws !== ws) return;
+      // A slow token provider is not a slow region: the attempt's clock stops meanwhile.
+      clearTimeout(this.#attemptTimer);
       let token: string;
       try {
-        token = await this.#o.token();
+        token = await this.#o.token({ region: name, url });
       } catch (err) {
-        ws.close(4000, "no token");
-        this.#scheduleReconnect(4000, `token provider failed: ${err}`);
+        if (this.#ws === ws) this.#abandon(ws, 4000, `token provider failed: ${err}`);
         return;
       }
       if (this.#ws !== ws) return;
-      this.#lastFrameAt = Date.now();
+      this.#expectWelcome(ws);
       this.#sendFrame({
         case: "hello",
         value: {
@@ -442,13 +549,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     });
     ws.addEventListener("message", (ev) => {
       if (this.#ws !== ws) return;
-      this.#lastFrameAt = Date.now();
+      this.#liveness?.received();
       let frame: ServerFrame;
       try {
-        frame =
-          typeof ev.data === "string"
-            ? fromJsonString(ServerFrameSchema, ev.data, { ignoreUnknownFields: true })
-            : fromBinary(ServerFrameSchema, new Uint8Array(ev.data as ArrayBuffer));
+        frame = decodeServerFrame(ev.data);
       } catch (err) {
         this.emit(
           "error",
@@ -468,11 +572,37 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     });
   }
 
+  /** expectWelcome fails the attempt on `ws` if it gets no further within connectTimeoutMs. */
+  #expectWelcome(ws: WebSocket): void {
+    clearTimeout(this.#attemptTimer);
+    this.#attemptTimer = setTimeout(() => {
+      if (this.#ws === ws && this.#state !== "connected") this.#abandon(ws, 1006, "no answer");
+    }, this.#o.connectTimeoutMs);
+  }
+
+  /**
+   * abandon drops a socket at once and handles it as closed with `code`: a region that stopped
+   * answering may keep the TCP connection open for minutes, and nothing it sends later counts.
+   */
+  #abandon(ws: WebSocket, code: number, reason: string): void {
+    this.#ws = undefined;
+    try {
+      ws.close(1000);
+    } catch {
+      // Closing a socket that never opened may throw in some implementations; it is gone.
+    }
+    this.#onDisconnect(code, reason);
+  }
+
   #onDisconnect(code: number, reason: string): void {
-    clearInterval(this.#heartbeat);
+    clearTimeout(this.#attemptTimer);
+    this.#liveness?.stop();
+    this.#liveness = undefined;
     clearTimeout(this.#gapTimer);
     this.#gapTimer = undefined;
     const wasConnected = this.#state === "connected";
+    const goAway = this.#goAway;
+    this.#goAway = undefined;
     this.#welcome = undefined;
     this.#failInflight(
       ErrorCode.UNAVAILABLE,
@@ -493,23 +623,33 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         return;
       }
     }
-    this.#scheduleReconnect(code, reason);
+    const delay = wasConnected ? this.#lost(code, reason, goAway) : this.#failover.failed();
+    this.emit("disconnected", { code, reason, reconnectInMs: delay });
+    // Measure during the wait, so the attempts that pick by preference need not wait for it.
+    void this.#probeIfDue();
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = setTimeout(() => void this.#dial(), delay);
   }
 
-  #scheduleReconnect(code: number, reason: string): void {
-    if (this.#state === "closed") return;
-    let delay: number;
-    if (this.#goAwayMs !== undefined) {
-      // The server asked us to reconnect (drain): honour its hint, not a failure.
-      delay = this.#goAwayMs + Math.floor(Math.random() * 250);
-      this.#goAwayMs = undefined;
+  /** lost classifies the end of a welcomed connection for the failover plan. */
+  #lost(code: number, reason: string, goAway: GoAway | undefined): number {
+    const detail = `${code}${reason ? ` ${reason}` : ""}`;
+    let loss: Loss;
+    if (code === 4401) {
+      loss = { kind: "unauthenticated", afterMs: goAway?.reconnectAfterMs };
+      this.#cause = `token refused (${detail})`;
+    } else if (goAway?.leaveRegion) {
+      loss = { kind: "leave" };
+      this.#cause = `region cannot deliver (${goAway.reason || detail})`;
+    } else if (goAway) {
+      // The server asked us to reconnect (a drain): honour its hint, not a failure.
+      loss = { kind: "drain", afterMs: goAway.reconnectAfterMs };
+      this.#cause = `server asked to reconnect (${goAway.reason || detail})`;
     } else {
-      delay = this.#backoff.next();
-      if (this.#backoff.attempts > 1) this.#urlIndex++;
+      loss = { kind: "dropped" };
+      this.#cause = `connection lost (${detail})`;
     }
-    this.emit("disconnected", { code, reason, reconnectInMs: delay });
-    clearTimeout(this.#reconnectTimer);
-    this.#reconnectTimer = setTimeout(() => void this.#open(), delay);
+    return this.#failover.lost(this.#target, loss);
   }
 
   #onFrame(frame: ServerFrame): void {
@@ -517,11 +657,13 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if (frame.requestId !== 0) {
       const send = this.#sends.find((s) => s.requestId === frame.requestId);
       if (send) {
+        this.#liveness?.answered(frame.requestId);
         this.#onSendAnswer(send, frame);
         return;
       }
       const inflight = this.#inflight.get(frame.requestId);
       if (inflight) {
+        this.#liveness?.answered(frame.requestId);
         this.#inflight.delete(frame.requestId);
         clearTimeout(inflight.timer);
         if (k.case === "error") {
@@ -570,8 +712,11 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       case "presence":
         this.emit("presence", k.value);
         break;
+      case "pong":
+        this.#liveness?.pong(k.value.nonce);
+        return;
       case "goAway":
-        this.#goAwayMs = k.value.reconnectAfterMs;
+        this.#goAway = k.value;
         return;
       case "error":
         // A refused hello is reported by the close that follows it.
@@ -587,29 +732,33 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   #onWelcome(welcome: Welcome): void {
+    clearTimeout(this.#attemptTimer);
     this.#state = "connected";
     this.#welcome = welcome;
     this.#authFailures = 0;
-    this.#backoff.reset();
+    this.#failover.connected();
     this.userId = welcome.userId;
     this.region = welcome.region;
     if (welcome.serverHlc > this.#seenHlc) this.#seenHlc = welcome.serverHlc;
-    const interval = welcome.heartbeatIntervalMs || 15_000;
-    clearInterval(this.#heartbeat);
-    this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.#lastFrameAt > interval * 2.5) {
-        // The connection is dead without having closed: drop it and reconnect.
-        const ws = this.#ws;
-        this.#ws = undefined;
-        ws?.close(4000, "heartbeat timeout");
-        this.#onDisconnect(1006, "heartbeat timeout");
-        return;
-      }
-      this.#sendFrame({ case: "ping", value: { nonce: BigInt(Date.now()) } });
-    }, interval);
+    const ws = this.#ws;
+    this.#liveness?.stop();
+    this.#liveness = new Liveness({
+      heartbeatMs: welcome.heartbeatIntervalMs || 15_000,
+      pongTimeoutMs: this.#o.pongTimeoutMs,
+      ackTimeoutMs: this.#o.ackTimeoutMs,
+      ping: (nonce) => this.#sendFrame({ case: "ping", value: { nonce } }),
+      dead: () => {
+        if (ws && this.#ws === ws) this.#abandon(ws, 1006, "no answer");
+      },
+    });
     this.#flushSends();
     if (this.#unacked.size > 0) this.#scheduleAck();
     for (const c of this.#connected.splice(0)) c.resolve(welcome);
+    const from = this.#lastRegion;
+    this.#lastRegion = welcome.region;
+    if (from !== welcome.region) {
+      this.emit("region", { from, to: welcome.region, reason: this.#cause });
+    }
     this.emit("connected", welcome);
   }
 
@@ -632,10 +781,12 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     return new Promise<ServerFrame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#inflight.delete(requestId);
+        this.#liveness?.answered(requestId);
         reject(new ChatClientError(ErrorCode.DEADLINE_EXCEEDED, "no answer in time", "", true));
       }, this.#o.requestTimeoutMs);
       this.#inflight.set(requestId, { resolve, reject, timer });
       this.#sendFrame(kind, requestId);
+      this.#liveness?.requestSent(requestId);
     });
   }
 
@@ -659,6 +810,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       },
       s.requestId,
     );
+    this.#liveness?.requestSent(s.requestId);
   }
 
   #onSendAnswer(s: QueuedSend, frame: ServerFrame): void {
@@ -686,12 +838,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   #sendFrame(kind: ClientKind, requestId = 0): void {
     const ws = this.#ws;
     if (ws?.readyState !== 1) return;
-    const frame: ClientFrame = create(ClientFrameSchema, { requestId, kind });
-    ws.send(
-      this.#o.encoding === "json"
-        ? toJsonString(ClientFrameSchema, frame)
-        : toBinary(ClientFrameSchema, frame),
-    );
+    ws.send(encodeClientFrame(kind, requestId, this.#o.encoding));
   }
 
   #failInflight(code: ErrorCode, message: string): void {

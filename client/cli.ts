@@ -8,7 +8,7 @@ import {
   type Message,
   ReceiptKind,
 } from "../gen/chat/v1/types_pb.ts";
-import { ChatClient } from "./index.ts";
+import { ChatClient, parseRegions, type RegionEndpoint } from "./index.ts";
 
 const HELP = `commands:
   /dm <user>                  open the direct conversation with a user
@@ -25,36 +25,89 @@ const HELP = `commands:
   /quit                       exit
 anything else is sent to the current conversation`;
 
+const USAGE = `usage: npm run chat -- --user <name> [--device <id>] [--json]
+         [--url ws://host:8080/ws | --regions <name>=ws://host:port/ws,...]
+         [--issuer http://host:8090 | --issuer <name>=http://host:port,...]
+
+  --url       one region's gateway (default $CHAT_URL, else ws://127.0.0.1:8080/ws)
+  --regions   several regions, e.g.
+              us-east-1=ws://127.0.0.1:8080/ws,eu-west-1=ws://127.0.0.1:9080/ws:
+              the client connects to the nearest and switches when it is lost
+  --issuer    the token issuer (default $CHAT_ISSUER, else http://127.0.0.1:8090), or one per
+              region, name=url,... (regions started on their own each sign their own tokens)`;
+
 const { values } = parseArgs({
   options: {
     user: { type: "string", short: "u" },
     device: { type: "string", short: "d", default: "terminal" },
-    url: { type: "string", default: process.env.CHAT_URL ?? "ws://127.0.0.1:8080/ws" },
+    url: { type: "string" },
+    regions: { type: "string" },
     issuer: { type: "string", default: process.env.CHAT_ISSUER ?? "http://127.0.0.1:8090" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help || !values.user) {
-  process.stdout.write(
-    `usage: npm run chat -- --user <name> [--device <id>] [--url ws://host:8080/ws] [--issuer http://host:8090] [--json]\n\n${HELP}\n`,
-  );
+  process.stdout.write(`${USAGE}\n\n${HELP}\n`);
   process.exit(values.help ? 0 : 2);
 }
+
+/** fail reports a bad command line the way usage errors are: on stderr, exit code 2. */
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+
+if (values.url !== undefined && values.regions !== undefined) {
+  fail("give --url (one region) or --regions, not both");
+}
+let regions: RegionEndpoint[] | undefined;
+if (values.regions !== undefined) {
+  try {
+    regions = parseRegions(values.regions);
+  } catch (err) {
+    fail(`--regions: ${(err as Error).message}`);
+  }
+}
+const url = values.url ?? process.env.CHAT_URL ?? "ws://127.0.0.1:8080/ws";
+const issuers = issuersByRegion(values.issuer, regions);
+
+/**
+ * issuersByRegion reads --issuer: one URL signs for every region (as one identity provider
+ * does), or name=url,... gives each region its own (local regions each run a dev issuer).
+ */
+function issuersByRegion(arg: string, regions: RegionEndpoint[] | undefined): Map<string, string> {
+  const byRegion = new Map<string, string>();
+  if (URL.canParse(arg)) return byRegion;
+  if (!regions) fail("--issuer: name=url entries need --regions");
+  for (const entry of arg.split(",").map((e) => e.trim())) {
+    const [name = "", issuerUrl = ""] = entry.split(/=(.*)/);
+    if (!URL.canParse(issuerUrl)) fail(`--issuer: bad entry "${entry}": expected name=url`);
+    if (!regions.some((r) => r.name === name)) {
+      fail(`--issuer: bad entry "${entry}": no region ${name} in --regions`);
+    }
+    byRegion.set(name, issuerUrl);
+  }
+  const missing = regions.find((r) => !byRegion.has(r.name));
+  if (missing) fail(`--issuer: no issuer for region ${missing.name}`);
+  return byRegion;
+}
+
 const user = values.user;
 const color = process.stdout.isTTY;
 const dim = (s: string) => (color ? `\x1b[2m${s}\x1b[0m` : s);
 const bold = (s: string) => (color ? `\x1b[1m${s}\x1b[0m` : s);
 
-async function token(): Promise<string> {
-  const res = await fetch(`${values.issuer}/token?user=${encodeURIComponent(user)}`);
+async function token(target: { region: string }): Promise<string> {
+  const issuer = issuers.get(target.region) ?? values.issuer;
+  const res = await fetch(`${issuer}/token?user=${encodeURIComponent(user)}`);
   const body = (await res.json()) as { token?: string; error?: string };
   if (!res.ok || !body.token) throw new Error(body.error ?? `token request failed: ${res.status}`);
   return body.token;
 }
 
 const client = new ChatClient({
-  url: values.url,
+  ...(regions ? { regions } : { url }),
   token,
   deviceId: values.device,
   encoding: values.json ? "json" : "proto",
@@ -115,11 +168,17 @@ async function known(id: string): Promise<Conversation | undefined> {
   return conversations.get(id);
 }
 
+/** setPrompt shows the region connected to and the conversation open, e.g. `[eu-west-1] @bob> `. */
+function setPrompt() {
+  const where = client.state === "connected" ? client.region : "offline";
+  rl.setPrompt(`[${where}] ${current ? `${label(current, current.id)}> ` : "> "}`);
+}
+
 function open(c: Conversation) {
   conversations.set(c.id, c);
   current = c;
   oldest = undefined;
-  rl.setPrompt(`${label(c, c.id)}> `);
+  setPrompt();
   say(dim(`now in ${label(c, c.id)} (${c.memberIds.join(", ")})`));
 }
 
@@ -140,16 +199,24 @@ client.on("receipt", (r) => {
   }
 });
 client.on("presence", (p) => say(dim(`${p.userId} is ${p.online ? "online" : "offline"}`)));
-client.on("connected", (w) =>
-  say(dim(`connected to ${w.region} as ${w.userId} (device ${w.deviceId})`)),
-);
-client.on("disconnected", (d) =>
-  say(
-    dim(
-      `disconnected (${d.code}${d.reason ? ` ${d.reason}` : ""})${d.reconnectInMs !== undefined ? `; reconnecting in ${d.reconnectInMs} ms` : ""}`,
-    ),
-  ),
-);
+let switched: { from?: string; reason: string } | undefined;
+client.on("region", (r) => {
+  switched = r;
+});
+client.on("connected", (w) => {
+  setPrompt();
+  if (switched?.from !== undefined) {
+    say(dim(`connected to ${w.region} (switched from ${switched.from}: ${switched.reason})`));
+  } else {
+    say(dim(`connected to ${w.region} as ${w.userId} (device ${w.deviceId})`));
+  }
+  switched = undefined;
+});
+client.on("disconnected", (d) => {
+  setPrompt();
+  const retry = d.reconnectInMs !== undefined ? `; reconnecting in ${d.reconnectInMs} ms` : "";
+  say(dim(`disconnected (${d.code}${d.reason ? ` ${d.reason}` : ""})${retry}`));
+});
 client.on("error", (e) => say(`error: ${e.message}`));
 
 async function command(line: string) {
@@ -207,7 +274,7 @@ async function command(line: string) {
       conversations.set(c.id, c);
       if (cmd === "/leave") {
         current = undefined;
-        rl.setPrompt("> ");
+        setPrompt();
         return say(dim("left"));
       }
       current = c;
@@ -263,11 +330,12 @@ rl.on("close", () => {
   void client.close().then(() => process.exit(0));
 });
 
-rl.setPrompt("> ");
+setPrompt();
 try {
   await client.connect();
 } catch (err) {
-  process.stderr.write(`could not connect to ${values.url}: ${(err as Error).message}\n`);
+  const where = regions ? regions.map((r) => r.name).join(", ") : url;
+  process.stderr.write(`could not connect to ${where}: ${(err as Error).message}\n`);
   process.exit(1);
 }
 say(dim("type /help for commands"));

@@ -15,9 +15,22 @@ export class InboxTracker {
   readonly #sends = new Set<string>();
   readonly #maxRemembered: number;
 
-  constructor(initial: Map<string, bigint> = new Map(), opts: { maxRemembered?: number } = {}) {
+  /**
+   * `opts.seen` restores the send identities of an earlier run (from `seen()`), so a copy that
+   * arrives after a restart is still recognised.
+   */
+  constructor(
+    initial: Map<string, bigint> = new Map(),
+    opts: { maxRemembered?: number; seen?: Iterable<string> } = {},
+  ) {
     for (const [r, s] of initial) this.#contiguous.set(r, s);
     this.#maxRemembered = opts.maxRemembered ?? 10_000;
+    for (const key of opts.seen ?? []) this.#remember(key);
+  }
+
+  /** seen lists the identities of the sends already shown, oldest first (at most maxRemembered). */
+  seen(): string[] {
+    return [...this.#sends];
   }
 
   /** vector is the contiguous position per region: what to present when resuming. */
@@ -93,11 +106,16 @@ export class InboxTracker {
   #firstCopy(m: Message): boolean {
     const key = `${m.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
     if (this.#sends.has(key)) return false;
+    this.#remember(key);
+    return true;
+  }
+
+  #remember(key: string): void {
+    this.#sends.delete(key);
     this.#sends.add(key);
     if (this.#sends.size > this.#maxRemembered) {
       const oldest = this.#sends.values().next().value as string;
       this.#sends.delete(oldest);
     }
-    return true;
   }
 }

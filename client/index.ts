@@ -7,11 +7,17 @@ export {
   ChatClientError,
   type ChatClientEvents,
   type ChatClientOptions,
-  JSON_SUBPROTOCOL,
   newClientMsgId,
-  PROTO_SUBPROTOCOL,
 } from "./chat-client.ts";
+export { FailoverPlan, type Loss } from "./failover.ts";
+export { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL } from "./frames.ts";
 export { InboxTracker } from "./inbox.ts";
+export {
+  parseRegions,
+  preferenceOrder,
+  type RegionEndpoint,
+  type RegionLatency,
+} from "./regions.ts";
 export {
   type ClientStateStore,
   MemoryStateStore,

@@ -13,6 +13,13 @@ export interface PersistedState {
   /** inbox maps region to the contiguous inbox seq reached, as a decimal string. */
   inbox: Record<string, string>;
   pending: PendingSend[];
+  /** seenHlc is the highest hlc the device has seen, as a decimal string (absent before). */
+  seenHlc?: string;
+  /**
+   * seen holds the identities of the most recent sends already shown, oldest first, so that a
+   * send copied into two regions by a retry is shown once even across a restart. Opaque.
+   */
+  seen?: string[];
 }
 
 /** PendingSend is a send not yet acknowledged. */
