@@ -1,10 +1,11 @@
 import test from "ava";
+import { ChatClient } from "../../client/index.ts";
 import type { EmbeddedRegion } from "../../dev/regions/embedded.ts";
 import { PushPlatform } from "../../gen/chat/v1/types_pb.ts";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
 import { RawSocket } from "../support/raw-socket.ts";
 import { within } from "../support/region.ts";
-import { connectIn, until, withRegions } from "../support/regions.ts";
+import { connectIn, regionList, until, withRegions } from "../support/regions.ts";
 import { startWebhook } from "../support/webhook.ts";
 
 const EAST = "us-east-1";
@@ -157,4 +158,66 @@ test("the users of a dead region stop showing as online", async (t) => {
   const offline = alice.once("presence", (p) => p.userId === "bob" && !p.online);
   await regions.region(WEST).kill();
   await within(offline, 10_000, "bob going offline after his region died");
+});
+
+test("clients of a killed region fail over and keep chatting: every acked send arrives, once", async (t) => {
+  const regions = await withRegions(t);
+  const alice = new ChatClient({
+    regions: regionList(regions),
+    token: () => regions.token("alice"),
+    deviceId: "phone",
+    reconnect: { initialMs: 50, maxMs: 500 },
+    gapTimeoutMs: 300,
+    pongTimeoutMs: 1_000,
+    ackTimeoutMs: 1_000,
+  });
+  t.teardown(() => alice.close());
+  await alice.connect();
+  const home = alice.region;
+  const other = regions.regions.find((r) => r.name !== home)?.name as string;
+  const bob = await connectIn(t, regions, other, "bob");
+  const bobSaw = new MessageRecorder(bob);
+  const dm = await alice.createDirect("bob");
+  await regions.converged();
+  await alice.send(dm.id, "m0");
+  await bobSaw.count(1, dm.id);
+
+  const moved = alice.once("region", (r) => r.from === home && r.to === other);
+  const acked: string[] = [];
+  const sending = (async () => {
+    for (let i = 1; i <= 10; i++) {
+      await alice.send(dm.id, `m${i}`);
+      acked.push(`m${i}`);
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 30));
+  const killedAt = Date.now();
+  await regions.region(home).kill();
+  await within(moved, 10_000, "alice moving to the other region");
+  t.log(`alice was chatting in ${other} ${Date.now() - killedAt} ms after ${home} was killed`);
+  await within(sending, 20_000, "every send acknowledged");
+  t.is(acked.length, 10);
+  const all = Array.from({ length: 11 }, (_, i) => `m${i}`);
+  await bobSaw.count(11, dm.id, 15_000);
+  t.deepEqual(bobSaw.texts(dm.id), all, "bob saw every acked send once, in order");
+
+  await regions.region(home).start();
+  await regions.converged(30_000);
+  await alice.send(dm.id, "after the heal");
+  await bobSaw.count(12, dm.id, 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  t.deepEqual(
+    bobSaw.texts(dm.id),
+    [...all, "after the heal"],
+    "nothing shown twice after the heal",
+  );
+  for (const r of regions.regions) {
+    const reader = await connectIn(t, regions, r.name, "bob", `reader-${r.name}`);
+    const h = await reader.history(dm.id, { limit: 100 });
+    t.deepEqual(
+      h.messages.map((m) => (m.content.case === "text" ? m.content.value : "")),
+      [...all, "after the heal"],
+      `${r.name}'s history has every message once`,
+    );
+  }
 });
