@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { startLocalBackends } from "./backends/local.ts";
-import { freePort, stopProcess } from "./backends/processes.ts";
+import { type LocalBackends, startLocalBackends } from "./backends/local.ts";
+import { freePort, killOnExit, killProcess, stopProcess } from "./backends/processes.ts";
 import { DEV_AUDIENCE, type DevIssuer, startDevIssuer } from "./issuer.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -29,19 +29,32 @@ export interface ProcessRegion {
   /** gatewayUrls are the WebSocket URLs of the gateway instances. */
   readonly gatewayUrls: string[];
   process(name: string): ServiceProcess;
+  /** killAll SIGKILLs every service process at once (a lost region); startAll starts them again. */
+  killAll(): Promise<void>;
+  startAll(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** ProcessRegionOptions configure a region of separate processes. */
+export interface ProcessRegionOptions {
+  region?: string;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+  /** backends and issuer, when given, are used (and left running) instead of new ones. */
+  backends?: LocalBackends;
+  issuer?: DevIssuer;
+  /** tasks says how many gateway and messaging tasks run (default two of each). */
+  tasks?: { gateways: number; messaging: number };
 }
 
 /**
  * startProcessRegion starts the local real backends (DynamoDB Local, redis-server,
  * librdkafka's mock Kafka) and then a region as separate processes, as ECS would run it:
  * persistence, notification, two messaging tasks and two gateway tasks, each its own
- * `node services/<name>/main.ts`. Gateway 1 calls messaging 1 and gateway 2 messaging 2
- * (Service Connect would balance them); both messaging tasks share their consumer groups.
+ * `node services/<name>/main.ts`. Gateway n calls messaging n (Service Connect would balance
+ * them); the messaging tasks share their consumer groups.
  */
-export async function startProcessRegion(
-  opts: { region?: string; env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {},
-): Promise<ProcessRegion> {
+export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promise<ProcessRegion> {
   const region = opts.region ?? "local";
   const log = opts.log ?? (() => {});
   const stops: Array<() => Promise<void>> = [];
@@ -49,20 +62,23 @@ export async function startProcessRegion(
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
   try {
-    const [backends, issuer] = await Promise.all([startLocalBackends(), startDevIssuer()]);
-    stops.push(
-      () => backends.stop(),
-      () => issuer.close(),
-    );
-    log(`backends: ${backends.description}`);
+    const [backends, issuer] = await Promise.all([
+      opts.backends ?? startLocalBackends(),
+      opts.issuer ?? startDevIssuer(),
+    ]);
+    if (!opts.backends) stops.push(() => backends.stop());
+    if (!opts.issuer) stops.push(() => issuer.close());
+    log(`${region} backends: ${backends.description}`);
 
+    const tasks = opts.tasks ?? { gateways: 2, messaging: 2 };
+    const numbered = (service: string, n: number) =>
+      Array.from({ length: n }, (_, i) => `${service}-${i + 1}`);
+    const gateways = numbered("gateway", tasks.gateways);
     const names = [
       "persistence",
       "notification",
-      "messaging-1",
-      "messaging-2",
-      "gateway-1",
-      "gateway-2",
+      ...numbered("messaging", tasks.messaging),
+      ...gateways,
     ];
     const ports = new Map<string, number>();
     for (const name of names) ports.set(name, await freePort());
@@ -85,37 +101,40 @@ export async function startProcessRegion(
     };
     const processes = new Map<string, ServiceProcess>();
     for (const name of names) {
-      const service = name.replace(/-\d$/, "");
-      const instance = name.endsWith("-2") ? "2" : "1";
+      const service = name.replace(/-\d+$/, "");
+      const instance = /-(\d+)$/.exec(name)?.[1] ?? "1";
+      const messaging = Number(instance) > tasks.messaging ? "1" : instance;
       const env: NodeJS.ProcessEnv = {
         ...common,
         PORT: String(ports.get(name)),
-        INSTANCE_ID: `${service}-${instance}`,
-        MESSAGING_URL: url(`messaging-${instance}`),
+        INSTANCE_ID: `${region}-${service}-${instance}`,
+        MESSAGING_URL: url(`messaging-${messaging}`),
       };
       const p = serviceProcess(name, service, url(name), env);
       processes.set(name, p);
       stops.push(() => p.stop());
     }
     // Persistence first: the others call it as soon as they serve.
-    await processes.get("persistence")?.start();
-    await Promise.all(names.slice(1).map((n) => processes.get(n)?.start()));
-    log(
-      `region ${region} is up: gateways ${names
-        .filter((n) => n.startsWith("gateway"))
-        .map((n) => url(n))
-        .join(", ")}`,
-    );
+    const startAll = async () => {
+      await processes.get("persistence")?.start();
+      await Promise.all(names.slice(1).map((n) => processes.get(n)?.start()));
+    };
+    await startAll();
+    log(`region ${region} is up: gateways ${gateways.map((n) => url(n)).join(", ")}`);
     return {
       region,
       issuer,
       processes,
-      gatewayUrls: ["gateway-1", "gateway-2"].map((n) => `${url(n).replace(/^http/, "ws")}/ws`),
+      gatewayUrls: gateways.map((n) => `${url(n).replace(/^http/, "ws")}/ws`),
       process(name) {
         const p = processes.get(name);
         if (!p) throw new Error(`no process ${name}`);
         return p;
       },
+      async killAll() {
+        await Promise.all([...processes.values()].map((p) => p.kill()));
+      },
+      startAll,
       stop: stopAll,
     };
   } catch (err) {
@@ -149,13 +168,11 @@ function serviceProcess(
       proc.stdout?.on("data", keep);
       proc.stderr?.on("data", keep);
       const started = proc;
-      const killOnExit = () => started.kill("SIGKILL");
-      process.once("exit", killOnExit);
-      started.once("exit", () => process.off("exit", killOnExit));
+      killOnExit(started);
       await waitServing(url, started, () => output);
     },
     async kill() {
-      if (proc) await stopProcess(proc, 0);
+      if (proc) await killProcess(proc);
     },
     async stop() {
       if (proc) await stopProcess(proc, 25_000);

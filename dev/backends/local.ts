@@ -1,7 +1,10 @@
-import { TOPICS } from "../../services/shared/topics.ts";
+import { TOPICS, topicNames } from "../../services/shared/topics.ts";
 import { startDynamoLocal } from "./dynamodb.ts";
 import { startMockKafka } from "./kafka.ts";
 import { startRedis } from "./redis.ts";
+
+/** TABLE is the chat table's name on every local DynamoDB. */
+const TABLE = "connect-chat";
 
 /** LocalBackends are DynamoDB Local, redis-server and a mock Kafka, ready for a region. */
 export interface LocalBackends {
@@ -9,16 +12,30 @@ export interface LocalBackends {
   readonly env: NodeJS.ProcessEnv;
   /** description says where each backend listens. */
   readonly description: string;
+  /** dynamo and kafka say where the table and the brokers are, for the replication stand-ins. */
+  readonly dynamo: { endpoint: string; table: string };
+  readonly kafka: { brokers: string[] };
+  /**
+   * outage takes the backends away as a regional outage does: DynamoDB Local and redis-server
+   * are SIGKILLed, the Kafka brokers stop answering. recover brings them back: the table from
+   * disk (with `persistent`), Redis empty (sessions are ephemeral), Kafka with its log.
+   */
+  outage(): Promise<void>;
+  recover(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
  * startLocalBackends starts the real local backends on free loopback ports, with the chat
- * table and every topic created, and says how to configure services for them.
+ * table and every topic created (with `mirrorsOf`, also the topics mirrored from those
+ * regions, named `<region>.<topic>`), and says how to configure services for them. With
+ * `persistent`, DynamoDB Local keeps its data on disk, so it survives an outage.
  */
-export async function startLocalBackends(): Promise<LocalBackends> {
+export async function startLocalBackends(
+  opts: { persistent?: boolean; mirrorsOf?: readonly string[] } = {},
+): Promise<LocalBackends> {
   const [dynamo, redis, kafka] = await Promise.all([
-    startDynamoLocal(),
+    startDynamoLocal({ persistent: opts.persistent }),
     startRedis(),
     startMockKafka({ brokers: 1 }),
   ]);
@@ -26,8 +43,10 @@ export async function startLocalBackends(): Promise<LocalBackends> {
     for (const b of [kafka, redis, dynamo]) await b.stop().catch(() => undefined);
   };
   try {
-    await dynamo.createTable("connect-chat");
-    for (const t of Object.values(TOPICS)) await kafka.createTopic(t.name, 8);
+    await dynamo.createTable(TABLE);
+    for (const t of Object.values(TOPICS)) {
+      for (const name of topicNames(t, opts.mirrorsOf ?? [])) await kafka.createTopic(name, 8);
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -36,7 +55,7 @@ export async function startLocalBackends(): Promise<LocalBackends> {
     env: {
       CHAT_STORE: "dynamodb",
       DYNAMODB_ENDPOINT: dynamo.endpoint,
-      DYNAMODB_TABLE: "connect-chat",
+      DYNAMODB_TABLE: TABLE,
       AWS_REGION: "us-east-1",
       CHAT_REGISTRY: "redis",
       REDIS_URL: redis.url,
@@ -44,6 +63,14 @@ export async function startLocalBackends(): Promise<LocalBackends> {
       KAFKA_BROKERS: kafka.brokers.join(","),
     },
     description: `dynamodb ${dynamo.endpoint}, redis ${redis.url}, kafka ${kafka.brokers.join(",")}`,
+    dynamo: { endpoint: dynamo.endpoint, table: TABLE },
+    kafka: { brokers: kafka.brokers },
+    async outage() {
+      await Promise.all([dynamo.kill(), redis.kill(), kafka.down(-1)]);
+    },
+    async recover() {
+      await Promise.all([dynamo.start(), redis.start(), kafka.up(-1)]);
+    },
     stop,
   };
 }

@@ -48,6 +48,30 @@ export async function stopProcess(proc: ChildProcess, graceMs = 5_000): Promise<
   clearTimeout(timer);
 }
 
+const children = new Set<ChildProcess>();
+
+/**
+ * killOnExit SIGKILLs a child process if this process exits first (a crashed test must not
+ * leave JVMs and services behind). One exit listener serves every child.
+ */
+export function killOnExit(proc: ChildProcess): void {
+  if (children.size === 0) {
+    process.once("exit", () => {
+      for (const c of children) c.kill("SIGKILL");
+    });
+  }
+  children.add(proc);
+  proc.once("exit", () => children.delete(proc));
+}
+
+/** killProcess ends a process with SIGKILL at once, as a crash or a lost host would. */
+export async function killProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  proc.kill("SIGKILL");
+  await exited;
+}
+
 /** spawnLogged starts a program whose output is kept (for failure messages), not printed. */
 export function spawnLogged(program: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
   const proc = spawn(program, args, { env, stdio: ["pipe", "pipe", "pipe"] });

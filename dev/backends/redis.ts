@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { Redis } from "ioredis";
-import { freePort, spawnLogged, stopProcess } from "./processes.ts";
+import { freePort, killProcess, spawnLogged, stopProcess } from "./processes.ts";
 
 /** RedisServer is a redis-server started by a test on a free loopback port. */
 export interface RedisServer {
@@ -8,6 +8,9 @@ export interface RedisServer {
   readonly port: number;
   /** restart stops the server (losing its data, as a failover would) and starts it again. */
   restart(): Promise<void>;
+  /** kill ends the server with SIGKILL; start runs it again, empty. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -58,6 +61,13 @@ export async function startRedis(): Promise<RedisServer> {
     port,
     async restart() {
       if (proc) await stopProcess(proc);
+      await start();
+    },
+    async kill() {
+      if (proc) await killProcess(proc);
+    },
+    async start() {
+      if (proc && proc.exitCode === null && proc.signalCode === null) return;
       await start();
     },
     async stop() {

@@ -64,6 +64,17 @@ export class ReplicationControl {
     this.#apply();
   }
 
+  /** remove forgets a direction (its replication is closed by the caller). */
+  remove(replication: Replication): void {
+    const i = this.#directions.findIndex((d) => d.replication === replication);
+    if (i >= 0) this.#directions.splice(i, 1);
+  }
+
+  /** from lists the directions out of a region. */
+  from(region: string): Replication[] {
+    return this.#directions.filter((d) => d.from === region).map((d) => d.replication);
+  }
+
   get all(): Replication[] {
     return this.#directions.map((d) => d.replication);
   }
