@@ -14,7 +14,13 @@ import { startDevIssuer } from "../issuer.ts";
 import { replicateMemoryTables } from "../replication/memory-table-replicator.ts";
 import type { ReplicationOptions } from "../replication/replication.ts";
 import { mirrorTopics } from "../replication/topic-mirror.ts";
-import { REGION_NAMES, type RegionHandle, type Regions, ReplicationControl } from "./regions.ts";
+import {
+  REGION_NAMES,
+  type RegionHandle,
+  type Regions,
+  ReplicationControl,
+  regionsOf,
+} from "./regions.ts";
 
 /** EmbeddedRegionsOptions tune the embedded regions. */
 export interface EmbeddedRegionsOptions {
@@ -153,25 +159,15 @@ export async function startEmbeddedRegions(opts: EmbeddedRegionsOptions = {}): P
     await issuer.close();
     throw err;
   }
-  return {
+  return regionsOf({
     mode: "embedded",
-    regions: handles,
-    region(name) {
-      const r = handles.find((h) => h.name === name);
-      if (!r) throw new Error(`no region ${name}`);
-      return r;
-    },
+    handles,
     issuer,
-    token: (userId, ttl) => issuer.token(userId, ttl),
-    replication: control.all,
-    partition: () => control.setPartitioned(true),
-    heal: () => control.setPartitioned(false),
-    lag: () => control.lag(),
-    converged: (ms) => control.converged(ms),
+    control,
     async stop() {
       for (const h of handles) if (h.up) await h.local.stop();
       await control.close();
       await issuer.close();
     },
-  };
+  });
 }

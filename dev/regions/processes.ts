@@ -7,7 +7,13 @@ import { type ProcessRegion, startProcessRegion } from "../region.ts";
 import { replicateDynamoTable } from "../replication/dynamo-table-replicator.ts";
 import type { Replication, ReplicationOptions } from "../replication/replication.ts";
 import { mirrorTopics } from "../replication/topic-mirror.ts";
-import { REGION_NAMES, type RegionHandle, type Regions, ReplicationControl } from "./regions.ts";
+import {
+  REGION_NAMES,
+  type RegionHandle,
+  type Regions,
+  ReplicationControl,
+  regionsOf,
+} from "./regions.ts";
 
 /** ProcessRegionsOptions tune regions of separate processes. */
 export interface ProcessRegionsOptions {
@@ -162,23 +168,5 @@ export async function startProcessRegions(opts: ProcessRegionsOptions = {}): Pro
       },
     };
   });
-  return {
-    mode: "processes",
-    regions: handles,
-    region(name) {
-      const r = handles.find((h) => h.name === name);
-      if (!r) throw new Error(`no region ${name}`);
-      return r;
-    },
-    issuer,
-    token: (userId, ttl) => issuer.token(userId, ttl),
-    get replication() {
-      return control.all;
-    },
-    partition: () => control.setPartitioned(true),
-    heal: () => control.setPartitioned(false),
-    lag: () => control.lag(),
-    converged: (timeoutMs = 60_000) => control.converged(timeoutMs),
-    stop: stopAll,
-  };
+  return regionsOf({ mode: "processes", handles, issuer, control, stop: stopAll });
 }

@@ -47,6 +47,36 @@ export interface Regions {
   stop(): Promise<void>;
 }
 
+/** regionsOf assembles the Regions of a runner from its parts. */
+export function regionsOf<H extends RegionHandle>(parts: {
+  mode: Regions["mode"];
+  handles: H[];
+  issuer: DevIssuer;
+  control: ReplicationControl;
+  stop: () => Promise<void>;
+}): Regions & { regions: H[]; region(name: string): H } {
+  const { handles, issuer, control } = parts;
+  return {
+    mode: parts.mode,
+    regions: handles,
+    region(name) {
+      const r = handles.find((h) => h.name === name);
+      if (!r) throw new Error(`no region ${name}`);
+      return r;
+    },
+    issuer,
+    token: (userId, ttl) => issuer.token(userId, ttl),
+    get replication() {
+      return control.all;
+    },
+    partition: () => control.setPartitioned(true),
+    heal: () => control.setPartitioned(false),
+    lag: () => control.lag(),
+    converged: (ms) => control.converged(ms),
+    stop: parts.stop,
+  };
+}
+
 /** REGION_NAMES are the two regions a local run uses unless told otherwise. */
 export const REGION_NAMES = ["us-east-1", "eu-west-1"] as const;
 

@@ -1,4 +1,4 @@
-import type { ReplicationLag } from "./replication.ts";
+import type { Replication, ReplicationLag } from "./replication.ts";
 
 interface Pending<T> {
   key: string;
@@ -197,4 +197,27 @@ export class DelayQueue<T> {
 /** SingleWriterError: an item was written by a region its key does not name. Never retried. */
 export class SingleWriterError extends Error {
   override name = "SingleWriterError";
+}
+
+/**
+ * queueReplication is a Replication whose pausing and lag are its queue's; `drained` and
+ * `close` default to the queue's own, and a replicator that reads its source on its own
+ * (a stream) supplies both.
+ */
+export function queueReplication<T>(
+  name: string,
+  queue: DelayQueue<T>,
+  own: Partial<Pick<Replication, "drained" | "close">> = {},
+): Replication {
+  return {
+    name,
+    pause: () => queue.pause(),
+    resume: () => queue.resume(),
+    get paused() {
+      return queue.paused;
+    },
+    lag: () => queue.lag(),
+    drained: own.drained ?? ((timeoutMs) => queue.drained(timeoutMs)),
+    close: own.close ?? (() => queue.close()),
+  };
 }

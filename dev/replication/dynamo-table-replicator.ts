@@ -14,7 +14,7 @@ import {
   type _Record as StreamRecord,
 } from "@aws-sdk/client-dynamodb-streams";
 import { writerRegionOf } from "../../services/shared/item-keys.ts";
-import { DelayQueue, SingleWriterError } from "./delay-queue.ts";
+import { DelayQueue, queueReplication, SingleWriterError } from "./delay-queue.ts";
 import { defaultOnError, type Replication, type ReplicationOptions } from "./replication.ts";
 
 /**
@@ -198,14 +198,7 @@ export async function replicateDynamoTable(opts: {
     }
   })();
 
-  return {
-    name,
-    pause: () => queue.pause(),
-    resume: () => queue.resume(),
-    get paused() {
-      return queue.paused;
-    },
-    lag: () => queue.lag(),
+  return queueReplication(name, queue, {
     async drained(timeoutMs = 30_000) {
       const asked = Date.now();
       const deadline = asked + timeoutMs;
@@ -224,5 +217,5 @@ export async function replicateDynamoTable(opts: {
       target.destroy();
       streams.destroy();
     },
-  };
+  });
 }

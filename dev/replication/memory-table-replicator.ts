@@ -1,6 +1,6 @@
 import type { ItemChange, Replica } from "../../services/shared/adapters/memory/replica.ts";
 import { writerRegionOf } from "../../services/shared/item-keys.ts";
-import { DelayQueue, SingleWriterError } from "./delay-queue.ts";
+import { DelayQueue, queueReplication, SingleWriterError } from "./delay-queue.ts";
 import { defaultOnError, type Replication, type ReplicationOptions } from "./replication.ts";
 
 /**
@@ -58,18 +58,10 @@ export function replicateMemoryTables(opts: {
       queue.push(`${pair}\u0000${change.pk}\u0000${change.sk}`, { change, pair });
     });
   });
-  return {
-    name,
-    pause: () => queue.pause(),
-    resume: () => queue.resume(),
-    get paused() {
-      return queue.paused;
-    },
-    lag: () => queue.lag(),
-    drained: (timeoutMs) => queue.drained(timeoutMs),
+  return queueReplication(name, queue, {
     async close() {
       for (const u of unsubscribe) u();
       await queue.close();
     },
-  };
+  });
 }

@@ -1,25 +1,19 @@
 import test from "ava";
 import { ChatClient } from "../../client/index.ts";
-import { requireLibrary, requireProgram } from "../../dev/backends/processes.ts";
 import { type ProcessRegion, startProcessRegion } from "../../dev/region.ts";
 import { ErrorCode } from "../../gen/chat/v1/client_pb.ts";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
 import { RawSocket } from "../support/raw-socket.ts";
+import { missingRealBackend } from "../support/real-backends.ts";
 import { within } from "../support/region.ts";
 
 // A region as separate processes on the real local backends: DynamoDB Local, redis-server and
 // librdkafka's mock Kafka, with two gateway and two messaging tasks.
-const needs = [
-  requireProgram("java", "install a Java 17 runtime for DynamoDB Local"),
-  requireProgram("redis-server", "apt-get install redis-server"),
-  requireProgram("python3", "apt-get install python3"),
-  requireLibrary("librdkafka.so.1", "apt-get install librdkafka1"),
-];
-const missing = needs.find((n) => !n.available);
+const missing = missingRealBackend();
 
 let region: ProcessRegion | undefined;
 if (missing) {
-  test.skip(`a region as separate processes: ${missing.why}`, () => {});
+  test.skip(`a region as separate processes: ${missing}`, () => {});
 } else {
   test.before(async () => {
     region = await startProcessRegion({

@@ -1,26 +1,20 @@
 import test from "ava";
 import { ChatClient } from "../../client/index.ts";
-import { requireLibrary, requireProgram } from "../../dev/backends/processes.ts";
 import { type ProcessRegionHandle, startProcessRegions } from "../../dev/regions/processes.ts";
 import type { Regions } from "../../dev/regions/regions.ts";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
+import { missingRealBackend } from "../support/real-backends.ts";
 import { within } from "../support/region.ts";
 import { regionList, TEST_ENV } from "../support/regions.ts";
 
 // Two regions as ECS runs them: every service its own process, each region on its own
 // DynamoDB Local (on disk), redis-server and mock Kafka, with the DynamoDB Streams table
 // replicator and the Kafka-to-Kafka topic mirror between them.
-const needs = [
-  requireProgram("java", "install a Java 17 runtime for DynamoDB Local"),
-  requireProgram("redis-server", "apt-get install redis-server"),
-  requireProgram("python3", "apt-get install python3"),
-  requireLibrary("librdkafka.so.1", "apt-get install librdkafka1"),
-];
-const missing = needs.find((n) => !n.available);
+const missing = missingRealBackend();
 
 let regions: Regions | undefined;
 if (missing) {
-  test.skip(`two regions as separate processes: ${missing.why}`, () => {});
+  test.skip(`two regions as separate processes: ${missing}`, () => {});
 } else {
   test.before(async () => {
     regions = await startProcessRegions({

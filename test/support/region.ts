@@ -22,7 +22,7 @@ export async function withRegion(
 /** connect opens an SDK client for a user's device and closes it when the test ends. */
 export async function connect(
   t: ExecutionContext,
-  region: LocalRegion,
+  region: Pick<LocalRegion, "wsUrl" | "token">,
   userId: string,
   deviceId = "phone",
   opts: Partial<ChatClientOptions> = {},

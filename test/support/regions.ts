@@ -1,7 +1,8 @@
 import type { ExecutionContext } from "ava";
-import { ChatClient, type ChatClientOptions } from "../../client/index.ts";
+import type { ChatClient, ChatClientOptions } from "../../client/index.ts";
 import { type EmbeddedRegionsOptions, startEmbeddedRegions } from "../../dev/regions/embedded.ts";
 import type { Regions } from "../../dev/regions/regions.ts";
+import { connect } from "./region.ts";
 
 /**
  * TEST_ENV shortens the multi-region clocks so tests see their effects in seconds: canaries
@@ -32,7 +33,7 @@ export async function withRegions(
 }
 
 /** connectIn opens an SDK client of a user's device on one region's gateway. */
-export async function connectIn(
+export function connectIn(
   t: ExecutionContext,
   regions: Regions,
   region: string,
@@ -40,17 +41,8 @@ export async function connectIn(
   deviceId = "phone",
   opts: Partial<ChatClientOptions> = {},
 ): Promise<ChatClient> {
-  const client = new ChatClient({
-    url: regions.region(region).gatewayUrls[0] as string,
-    token: () => regions.token(userId),
-    deviceId,
-    reconnect: { initialMs: 50, maxMs: 500 },
-    gapTimeoutMs: 300,
-    ...opts,
-  });
-  t.teardown(() => client.close());
-  await client.connect();
-  return client;
+  const wsUrl = regions.region(region).gatewayUrls[0] as string;
+  return connect(t, { wsUrl, token: (u) => regions.token(u) }, userId, deviceId, opts);
 }
 
 /** regionList is every region's name and gateway URL, for a failover-capable client. */
