@@ -22,6 +22,8 @@ export interface LocalBackends {
    */
   outage(): Promise<void>;
   recover(): Promise<void>;
+  /** busDown makes the Kafka brokers stop answering (true) or answer again (false). */
+  busDown(down: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -71,6 +73,7 @@ export async function startLocalBackends(
     async recover() {
       await Promise.all([dynamo.start(), redis.start(), kafka.up(-1)]);
     },
+    busDown: (down) => (down ? kafka.down(-1) : kafka.up(-1)),
     stop,
   };
 }

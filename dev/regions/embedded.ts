@@ -35,6 +35,8 @@ export interface EmbeddedRegionsOptions {
   replication?: { table?: ReplicationOptions; topics?: ReplicationOptions };
   log?: LocalRegionOptions["log"];
   push?: LocalRegionOptions["push"];
+  /** hooks let tests stop a region's sends at the dual-write point, as a crash would. */
+  hooks?: (region: string) => LocalRegionOptions["hooks"];
 }
 
 /** EmbeddedRegion is a RegionHandle with the running LocalRegion and its backends. */
@@ -107,6 +109,7 @@ export async function startEmbeddedRegions(opts: EmbeddedRegionsOptions = {}): P
           ports: opts.ports?.[i] ?? EPHEMERAL_PORTS,
           log: opts.log,
           push: opts.push,
+          hooks: opts.hooks?.(b.name),
           issuer,
           backends: {
             stores: { store: b.store, inbox: b.inbox, close: async () => {} },

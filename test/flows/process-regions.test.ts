@@ -97,4 +97,38 @@ if (missing) {
       t.deepEqual(await history(bob), expected);
     },
   );
+
+  test.serial(
+    "a region whose Kafka stops answering turns unhealthy and sends its clients away; it recovers",
+    async (t) => {
+      const r = regions as Regions;
+      const carol = new ChatClient({
+        regions: regionList(r),
+        token: () => r.token("carol"),
+        deviceId: "phone",
+        reconnect: { initialMs: 100, maxMs: 1_000 },
+      });
+      t.teardown(() => carol.close());
+      await carol.connect();
+      const home = r.region(carol.region) as ProcessRegionHandle;
+      const health = async () => {
+        const res = await fetch(`${home.services["gateway-1"]}/healthz`);
+        return { status: res.status, body: await res.text() };
+      };
+      t.is((await health()).status, 200);
+      const left = carol.once("region", (x) => x.from === home.name);
+      await home.backends.busDown(true);
+      await within(left, 30_000, "carol sent to the other region");
+      const sick = await health();
+      t.is(sick.status, 503);
+      t.regex(sick.body, /delivery canary/);
+      await home.backends.busDown(false);
+      const deadline = Date.now() + 60_000;
+      while ((await health()).status !== 200) {
+        if (Date.now() > deadline) throw new Error(`still ${JSON.stringify(await health())}`);
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      t.pass("healthy again once its canaries come back");
+    },
+  );
 }

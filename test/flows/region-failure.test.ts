@@ -221,3 +221,51 @@ test("clients of a killed region fail over and keep chatting: every acked send a
     );
   }
 });
+
+test("a send its dead region persisted but never published is delivered by the survivor, and acked there", async (t) => {
+  let persisted!: () => void;
+  const stalled = new Promise<void>((resolve) => {
+    persisted = resolve;
+  });
+  const regions = await withRegions(t, {
+    // No sweeper: only the other region can deliver what the east never published.
+    env: { SWEEP_INTERVAL_MS: "3600000" },
+    hooks: (region) =>
+      region === EAST
+        ? {
+            afterAppend: async (m) => {
+              if (m.content.case !== "text" || m.content.value !== "stranded") return;
+              persisted();
+              await new Promise(() => {}); // the task dies here: message.stored is never published
+            },
+          }
+        : undefined,
+  });
+  const east = regions.region(EAST).gatewayUrls[0] as string;
+  const west = regions.region(WEST).gatewayUrls[0] as string;
+  const alice = await connectIn(t, regions, EAST, "alice", "phone", { url: [east, west] });
+  const bob = await connectIn(t, regions, WEST, "bob");
+  const bobSaw = new MessageRecorder(bob);
+  const dm = await alice.createDirect("bob");
+  await alice.send(dm.id, "before");
+  await bobSaw.count(1, dm.id);
+
+  const sending = alice.send(dm.id, "stranded", { clientMsgId: "stranded-1" });
+  await within(stalled, 5_000, "the east persisting the send");
+  await regions.converged();
+  await regions.region(EAST).kill();
+
+  await bobSaw.count(2, dm.id, 15_000);
+  t.deepEqual(bobSaw.texts(dm.id), ["before", "stranded"]);
+  const acked = await within(sending, 15_000, "alice's retry in the west");
+  t.is(acked.originRegion, EAST, "the west found the east's copy and acknowledged it");
+
+  // Back, the east routes its gap with the next send and leaves out what the west delivered.
+  await regions.region(EAST).start();
+  await regions.converged(30_000);
+  const alice2 = await connectIn(t, regions, EAST, "alice", "laptop");
+  await alice2.send(dm.id, "after");
+  await bobSaw.count(3, dm.id, 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(bobSaw.texts(dm.id), ["before", "stranded", "after"]);
+});
