@@ -94,6 +94,12 @@ export type ChatClientEvents = {
   region: (info: { from?: string; to: string; reason: string }) => void;
   /** disconnected: the socket closed; `reconnectInMs` is set when the client will retry. */
   disconnected: (info: { code: number; reason: string; reconnectInMs?: number }) => void;
+  /**
+   * moved: a copy of a message already shown (a send that landed in two regions) sorts earlier
+   * than the one shown; show the message at this copy's position (history shows it there).
+   * Identify messages by (conversationId, senderId, clientMsgId) to find the one to move.
+   */
+  moved: (message: Message) => void;
   /** message: a new message, each exactly once, in order per origin region. */
   message: (message: Message, info: { replay: boolean }) => void;
   receipt: (receipt: Receipt) => void;
@@ -859,7 +865,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       this.#noteDelivered(m);
       this.emit("message", m, { replay });
     }
-    if (messages.length > 0) this.#scheduleAck();
+    // A copy is not shown again, but it was delivered: its origin's receipt must cover it, or
+    // that region would think it undelivered (and push it).
+    const copies = this.#tracker.takeCopies();
+    for (const { message, moved } of copies) {
+      this.#noteDelivered(message);
+      if (moved) this.emit("moved", message);
+    }
+    if (messages.length > 0 || copies.length > 0) this.#scheduleAck();
   }
 
   #noteDelivered(m: Message): void {

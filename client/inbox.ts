@@ -7,12 +7,18 @@ import type { InboxEntry, Message } from "../gen/chat/v1/types_pb.ts";
  *
  * It keeps, per region, the contiguous seq reached (the version vector presented on resume)
  * and holds back entries that arrive beyond a gap until the gap is filled. Copies of one send
- * made in two regions (a retry that crossed regions) are shown once: the first to arrive.
+ * made in two regions (a retry that crossed regions, or a message delivered by a region that
+ * took over a dead one's backlog) are shown once: the first to arrive. A later copy that sorts
+ * earlier in display order is reported by `moved`, so an app can show every send where its
+ * lowest copy is, as history does.
  */
 export class InboxTracker {
   readonly #contiguous = new Map<string, bigint>();
   readonly #held = new Map<string, Map<bigint, InboxEntry>>();
   readonly #sends = new Set<string>();
+  /** send → display position of the copy shown, for sends shown in this run. */
+  readonly #shownAt = new Map<string, OrderKey>();
+  #copies: Array<{ message: Message; moved: boolean }> = [];
   readonly #maxRemembered: number;
 
   /**
@@ -103,10 +109,29 @@ export class InboxTracker {
     return released;
   }
 
+  /**
+   * takeCopies returns, once, the copies released in place of a message (their send was shown
+   * already): they are acknowledged like any delivery. `moved` marks a copy that sorts before
+   * the one shown: the app should move the shown message to this copy's position.
+   */
+  takeCopies(): Array<{ message: Message; moved: boolean }> {
+    const copies = this.#copies;
+    this.#copies = [];
+    return copies;
+  }
+
   #firstCopy(m: Message): boolean {
     const key = `${m.conversationId}\u0000${m.senderId}\u0000${m.clientMsgId}`;
-    if (this.#sends.has(key)) return false;
+    const at = { hlc: m.hlc, region: m.originRegion, seq: m.seq };
+    if (this.#sends.has(key)) {
+      const shown = this.#shownAt.get(key);
+      const moved = shown !== undefined && before(at, shown);
+      if (moved) this.#shownAt.set(key, at);
+      this.#copies.push({ message: m, moved });
+      return false;
+    }
     this.#remember(key);
+    this.#shownAt.set(key, at);
     return true;
   }
 
@@ -116,6 +141,20 @@ export class InboxTracker {
     if (this.#sends.size > this.#maxRemembered) {
       const oldest = this.#sends.values().next().value as string;
       this.#sends.delete(oldest);
+      this.#shownAt.delete(oldest);
     }
   }
+}
+
+interface OrderKey {
+  hlc: bigint;
+  region: string;
+  seq: bigint;
+}
+
+/** before orders display positions as the server does: by hlc, then origin region, then seq. */
+function before(a: OrderKey, b: OrderKey): boolean {
+  if (a.hlc !== b.hlc) return a.hlc < b.hlc;
+  if (a.region !== b.region) return a.region < b.region;
+  return a.seq < b.seq;
 }

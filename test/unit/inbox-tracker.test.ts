@@ -82,6 +82,27 @@ test("copies of one send made in two regions are shown once", (t) => {
   );
 });
 
+test("a copy that arrives later is acknowledged, and reported as moved when it sorts earlier", (t) => {
+  const tracker = new InboxTracker();
+  const at = (region: string, seq: bigint, hlc: bigint) => {
+    const e = entry(region, seq, "same");
+    (e.message as { hlc: bigint }).hlc = hlc;
+    return e;
+  };
+  t.is(tracker.accept([at("b", 1n, 50n)]).length, 1, "the first copy to arrive is shown");
+  t.deepEqual(tracker.takeCopies(), []);
+  t.deepEqual(tracker.accept([at("a", 1n, 40n)]), [], "a second copy is not shown");
+  const [copy] = tracker.takeCopies();
+  t.is(copy?.message.originRegion, "a");
+  t.true(copy?.moved, "it sorts before the one shown: the app moves the message there");
+  tracker.accept([at("c", 1n, 60n)]);
+  t.deepEqual(
+    tracker.takeCopies().map((c) => [c.message.originRegion, c.moved]),
+    [["c", false]],
+    "a later-sorting copy is acknowledged but moves nothing",
+  );
+});
+
 test("skipping past expired entries releases what was held behind them", (t) => {
   const tracker = new InboxTracker(new Map([["a", 1n]]));
   t.deepEqual(tracker.accept([entry("a", 5n), entry("a", 6n)]), []);
