@@ -114,6 +114,11 @@ export type ChatClientEvents = {
   expired: (regions: Map<string, bigint>) => void;
   /** error: the server reported a problem that answers no request of this client. */
   error: (error: ChatClientError) => void;
+  /**
+   * attempt: a send went on the wire to `region` (the first time and every retry, with the
+   * same client_msg_id). For diagnostics and recorders; apps need not listen.
+   */
+  attempt: (info: { conversationId: string; clientMsgId: string; region: string }) => void;
 };
 
 /** ChatClientError is an error the server answered (or the client concluded). */
@@ -817,6 +822,11 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       s.requestId,
     );
     this.#liveness?.requestSent(s.requestId);
+    this.emit("attempt", {
+      conversationId: s.conversationId,
+      clientMsgId: s.clientMsgId,
+      region: this.region,
+    });
   }
 
   #onSendAnswer(s: QueuedSend, frame: ServerFrame): void {
