@@ -1,8 +1,10 @@
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 
 /**
- * TcpProxy is a TCP proxy on 127.0.0.1 in front of one address, for tests that need a network
- * that misbehaves the way real ones do between a phone and a region:
+ * TcpProxy is a TCP proxy on 127.0.0.1 in front of one address (or several, taken in turn, as
+ * a load balancer spreads connections over a region's gateways, skipping one that refuses),
+ * for tests and the chaos run, which need a network that misbehaves the way real ones do
+ * between a phone and a region:
  *
  * - `freeze()` makes a black hole: connections stay open and new ones are accepted, but no byte
  *   moves in either direction (a region that stops answering without resetting anything).
@@ -18,24 +20,33 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 export class TcpProxy {
   readonly port: number;
   readonly #server: Server;
-  readonly #target: { host: string; port: number };
+  readonly #targets: Array<{ host: string; port: number }>;
+  #next = 0;
   readonly #links = new Set<Link>();
   #frozen = false;
   #cut = false;
   #delayMs = 0;
 
-  private constructor(server: Server, target: { host: string; port: number }) {
+  private constructor(server: Server, targets: Array<{ host: string; port: number }>) {
     this.#server = server;
-    this.#target = target;
+    this.#targets = targets;
     this.port = (server.address() as AddressInfo).port;
   }
 
-  /** start listens on an ephemeral port of 127.0.0.1, forwarding to `target` (host:port or URL). */
-  static async start(target: { host: string; port: number } | string): Promise<TcpProxy> {
-    const to =
-      typeof target === "string"
-        ? { host: new URL(target).hostname, port: Number(new URL(target).port) }
-        : target;
+  /**
+   * start listens on an ephemeral port of 127.0.0.1, forwarding to `target` (host:port or URL),
+   * or to several targets in turn.
+   */
+  static async start(
+    target:
+      | { host: string; port: number }
+      | string
+      | Array<{ host: string; port: number } | string>,
+  ): Promise<TcpProxy> {
+    const to = (Array.isArray(target) ? target : [target]).map((t) =>
+      typeof t === "string" ? { host: new URL(t).hostname, port: Number(new URL(t).port) } : t,
+    );
+    if (to.length === 0) throw new Error("TcpProxy needs a target");
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -96,8 +107,30 @@ export class TcpProxy {
       client.resetAndDestroy();
       return;
     }
-    const link = new Link(this, client, connect(this.#target), () => this.#links.delete(link));
-    this.#links.add(link);
+    // Hold the client's bytes until an upstream connects: a target that refuses (its process
+    // died) hands the client to the next one, once round the targets.
+    client.pause();
+    client.on("error", () => {});
+    const first = this.#next++;
+    const dial = (attempt: number) => {
+      if (attempt >= this.#targets.length || client.destroyed) {
+        client.resetAndDestroy();
+        return;
+      }
+      const target = this.#targets[(first + attempt) % this.#targets.length] as {
+        host: string;
+        port: number;
+      };
+      const upstream = connect(target);
+      upstream.once("error", () => dial(attempt + 1));
+      upstream.once("connect", () => {
+        upstream.removeAllListeners("error");
+        const link = new Link(this, client, upstream, () => this.#links.delete(link));
+        this.#links.add(link);
+        client.resume();
+      });
+    };
+    dial(0);
   }
 }
 
