@@ -30,6 +30,8 @@ interface Group {
   /** topic\0partition → member currently assigned */
   owners: Map<string, Member>;
   workers: Set<string>;
+  /** naps are the retry waits in progress: a rebalance cuts them short. */
+  naps: Set<() => void>;
 }
 
 /**
@@ -90,6 +92,7 @@ export class MemoryBus implements Bus {
         committed: new Map(),
         owners: new Map(),
         workers: new Set(),
+        naps: new Set(),
       };
       this.#groups.set(opts.groupId, group);
     }
@@ -139,6 +142,8 @@ export class MemoryBus implements Bus {
 
   /** rebalance assigns each partition of each topic round-robin to the members subscribed to it. */
   #rebalance(group: Group) {
+    // A partition waiting to retry may have a new owner (or none): look again now.
+    for (const wake of [...group.naps]) wake();
     group.owners.clear();
     const topics = new Set(group.members.flatMap((m) => [...m.topics]));
     for (const topic of topics) {
@@ -189,10 +194,10 @@ export class MemoryBus implements Bus {
               group.committed.set(tp, next + Math.min(err.handled, batch.length));
               this.#trim(topic, partition, p);
             }
-            await sleep(err.delayMs);
+            await nap(group, err.delayMs);
           } else {
             failures++;
-            await sleep(Math.min(this.#retryMs * 2 ** (failures - 1), 5_000));
+            await nap(group, Math.min(this.#retryMs * 2 ** (failures - 1), 5_000));
           }
         } finally {
           owner.inflight.delete(run);
@@ -229,6 +234,15 @@ export function partitionOf(key: string, partitions: number): number {
   return (h >>> 0) % partitions;
 }
 
-function sleep(ms: number) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** nap waits `ms`, or less if the group rebalances meanwhile. */
+function nap(group: Group, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      group.naps.delete(wake);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    group.naps.add(wake);
+  });
 }
