@@ -19,6 +19,8 @@ export interface ServiceProcess {
   stop(): Promise<void>;
   /** start starts it again with the same configuration (and optional extra variables). */
   start(extraEnv?: NodeJS.ProcessEnv): Promise<void>;
+  /** signal sends a signal to the running process (SIGSTOP / SIGCONT freeze and thaw it). */
+  signal(sig: NodeJS.Signals): void;
 }
 
 /** ProcessRegion is a region as separate processes on the real local backends. */
@@ -32,6 +34,8 @@ export interface ProcessRegion {
   /** killAll SIGKILLs every service process at once (a lost region); startAll starts them again. */
   killAll(): Promise<void>;
   startAll(): Promise<void>;
+  /** signalAll sends a signal to every service process (SIGSTOP freezes the region). */
+  signalAll(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -135,6 +139,9 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
         await Promise.all([...processes.values()].map((p) => p.kill()));
       },
       startAll,
+      signalAll(sig) {
+        for (const p of processes.values()) p.signal(sig);
+      },
       stop: stopAll,
     };
   } catch (err) {
@@ -173,6 +180,9 @@ function serviceProcess(
     },
     async kill() {
       if (proc) await killProcess(proc);
+    },
+    signal(sig) {
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     },
     async stop() {
       if (proc) await stopProcess(proc, 25_000);

@@ -19,6 +19,8 @@ export interface DynamoLocal {
   /** kill ends the server with SIGKILL; start runs it again (on disk, with its data). */
   kill(): Promise<void>;
   start(): Promise<void>;
+  /** signal sends a signal to the server (SIGSTOP / SIGCONT freeze and thaw it). */
+  signal(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -106,6 +108,9 @@ export async function startDynamoLocal(opts: { persistent?: boolean } = {}): Pro
     async start() {
       if (proc && proc.exitCode === null && proc.signalCode === null) return;
       await start();
+    },
+    signal(sig) {
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     },
     async stop() {
       if (proc) await stopProcess(proc);

@@ -14,6 +14,8 @@ export interface MockKafka {
   /** down stops a broker from accepting connections (-1: all of them); up brings it back. */
   down(brokerId: number): Promise<void>;
   up(brokerId: number): Promise<void>;
+  /** signal sends a signal to the cluster's process (SIGSTOP / SIGCONT freeze and thaw it). */
+  signal(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -56,6 +58,9 @@ export async function startMockKafka(opts: { brokers?: number } = {}): Promise<M
       command(`create ${name} ${partitions} ${replication}`),
     down: (id) => command(`down ${id}`),
     up: (id) => command(`up ${id}`),
+    signal(sig) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+    },
     async stop() {
       proc.stdin.end();
       await stopProcess(proc, 3_000);

@@ -24,6 +24,10 @@ export interface LocalBackends {
   recover(): Promise<void>;
   /** busDown makes the Kafka brokers stop answering (true) or answer again (false). */
   busDown(down: boolean): Promise<void>;
+  /** brokerDown takes one Kafka broker (1..kafkaBrokers) away or brings it back. */
+  brokerDown(id: number, down: boolean): Promise<void>;
+  /** freeze stops every backend process (SIGSTOP: sockets open, nothing answers); thaw resumes. */
+  freeze(frozen: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -31,15 +35,17 @@ export interface LocalBackends {
  * startLocalBackends starts the real local backends on free loopback ports, with the chat
  * table and every topic created (with `mirrorsOf`, also the topics mirrored from those
  * regions, named `<region>.<topic>`), and says how to configure services for them. With
- * `persistent`, DynamoDB Local keeps its data on disk, so it survives an outage.
+ * `persistent`, DynamoDB Local keeps its data on disk, so it survives an outage; with
+ * `kafkaBrokers`, the mock cluster has that many brokers and every topic a replica on each.
  */
 export async function startLocalBackends(
-  opts: { persistent?: boolean; mirrorsOf?: readonly string[] } = {},
+  opts: { persistent?: boolean; mirrorsOf?: readonly string[]; kafkaBrokers?: number } = {},
 ): Promise<LocalBackends> {
+  const brokers = opts.kafkaBrokers ?? 1;
   const [dynamo, redis, kafka] = await Promise.all([
     startDynamoLocal({ persistent: opts.persistent }),
     startRedis(),
-    startMockKafka({ brokers: 1 }),
+    startMockKafka({ brokers }),
   ]);
   const stop = async () => {
     for (const b of [kafka, redis, dynamo]) await b.stop().catch(() => undefined);
@@ -47,7 +53,9 @@ export async function startLocalBackends(
   try {
     await dynamo.createTable(TABLE);
     for (const t of Object.values(TOPICS)) {
-      for (const name of topicNames(t, opts.mirrorsOf ?? [])) await kafka.createTopic(name, 8);
+      for (const name of topicNames(t, opts.mirrorsOf ?? [])) {
+        await kafka.createTopic(name, 8, brokers);
+      }
     }
   } catch (err) {
     await stop();
@@ -74,6 +82,13 @@ export async function startLocalBackends(
       await Promise.all([dynamo.start(), redis.start(), kafka.up(-1)]);
     },
     busDown: (down) => (down ? kafka.down(-1) : kafka.up(-1)),
+    brokerDown: (id, down) => (down ? kafka.down(id) : kafka.up(id)),
+    freeze(frozen) {
+      const sig = frozen ? "SIGSTOP" : "SIGCONT";
+      dynamo.signal(sig);
+      redis.signal(sig);
+      kafka.signal(sig);
+    },
     stop,
   };
 }

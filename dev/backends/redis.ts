@@ -11,6 +11,8 @@ export interface RedisServer {
   /** kill ends the server with SIGKILL; start runs it again, empty. */
   kill(): Promise<void>;
   start(): Promise<void>;
+  /** signal sends a signal to the server (SIGSTOP / SIGCONT freeze and thaw it). */
+  signal(sig: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -69,6 +71,9 @@ export async function startRedis(): Promise<RedisServer> {
     async start() {
       if (proc && proc.exitCode === null && proc.signalCode === null) return;
       await start();
+    },
+    signal(sig) {
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     },
     async stop() {
       if (proc) await stopProcess(proc);

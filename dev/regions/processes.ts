@@ -23,6 +23,8 @@ export interface ProcessRegionsOptions {
   /** tasks per region (default: two gateways and two messaging tasks, as `npm run dev:region`). */
   tasks?: { gateways: number; messaging: number };
   replication?: { table?: ReplicationOptions; topics?: ReplicationOptions };
+  /** kafkaBrokers is the number of brokers of each region's mock Kafka (default 1). */
+  kafkaBrokers?: number;
   log?: (line: string) => void;
 }
 
@@ -89,7 +91,14 @@ export async function startProcessRegions(opts: ProcessRegionsOptions = {}): Pro
     await Promise.all(
       names.map(async (name) => {
         const peers = names.filter((n) => n !== name);
-        backends.set(name, await startLocalBackends({ persistent: true, mirrorsOf: peers }));
+        backends.set(
+          name,
+          await startLocalBackends({
+            persistent: true,
+            mirrorsOf: peers,
+            kafkaBrokers: opts.kafkaBrokers,
+          }),
+        );
       }),
     );
     for (const from of names) {
@@ -164,6 +173,20 @@ export async function startProcessRegions(opts: ProcessRegionsOptions = {}): Pro
         control.setUp(name, true);
         await startMirrors(name);
         await processes.startAll();
+        up = true;
+      },
+      async freeze() {
+        if (!up) return;
+        up = false;
+        control.setUp(name, false);
+        processes.signalAll("SIGSTOP");
+        b.freeze(true);
+      },
+      async thaw() {
+        if (up) return;
+        b.freeze(false);
+        processes.signalAll("SIGCONT");
+        control.setUp(name, true);
         up = true;
       },
     };

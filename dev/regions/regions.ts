@@ -26,6 +26,13 @@ export interface RegionHandle {
   kill(): Promise<void>;
   /** start brings a killed region back over its data; replication resumes and catches up. */
   start(): Promise<void>;
+  /**
+   * freeze stops every process of the region (SIGSTOP): sockets stay open and nothing answers,
+   * a black hole, as a real regional outage often looks; replication to and from it stops.
+   * thaw (SIGCONT) lets everything carry on where it was. Only regions of processes can.
+   */
+  freeze?(): Promise<void>;
+  thaw?(): Promise<void>;
 }
 
 /** Regions are running regions and the replication between them. */

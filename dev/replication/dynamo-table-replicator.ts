@@ -103,6 +103,7 @@ export async function replicateDynamoTable(opts: {
     const image = record.eventName === "REMOVE" ? undefined : (d.NewImage as Image | undefined);
     const copiedFrom = (image ?? (d.OldImage as Image | undefined))?.[REPLICATED_FROM]?.S;
     if (writer === from.region && copiedFrom === undefined) {
+      if (opts.options?.lose?.(`${pk} ${sk}`)) return;
       const writtenAt = d.ApproximateCreationDateTime?.getTime() ?? Date.now();
       queue.push(`${pk}\u0000${sk}`, { keys: d.Keys as Image, image }, writtenAt);
       return;

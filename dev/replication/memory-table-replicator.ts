@@ -55,6 +55,7 @@ export function replicateMemoryTables(opts: {
         );
         return;
       }
+      if (opts.options?.lose?.(`${change.pk} ${change.sk}`)) return;
       queue.push(`${pair}\u0000${change.pk}\u0000${change.sk}`, { change, pair });
     });
   });

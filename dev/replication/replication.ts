@@ -12,6 +12,11 @@ export interface ReplicationOptions {
   jitterMs?: number;
   /** onError hears a replication failure (default: printed to stderr). */
   onError?: (err: Error) => void;
+  /**
+   * lose is a fault switch for proving checkers: an item (`<pk> <sk>`) or record
+   * (`<topic> <key>`) it returns true for is silently lost instead of replicated.
+   */
+  lose?: (what: string) => boolean;
 }
 
 /** ReplicationLag says how far a stand-in is behind its source. */

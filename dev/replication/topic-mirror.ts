@@ -68,7 +68,7 @@ export async function mirrorTopics(opts: {
           await sleep((batch[i] as BusRecord).timestampMs + delayMs - now);
           continue;
         }
-        const due = batch.slice(i, j);
+        const due = batch.slice(i, j).filter((r) => !opts.options?.lose?.(`${r.topic} ${r.key}`));
         const byTopic = new Map<string, BusRecord[]>();
         for (const r of due) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r]);
         for (const [topic, records] of byTopic) {
@@ -79,7 +79,7 @@ export async function mirrorTopics(opts: {
         }
         applied += due.length;
         lastError = "";
-        state.left -= due.length;
+        state.left -= j - i;
         i = j;
         const next = batch[i];
         if (next) state.oldestMs = next.timestampMs;
