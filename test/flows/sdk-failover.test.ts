@@ -1,10 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import test, { type ExecutionContext } from "ava";
 import { ChatClient, ChatClientError, type ChatClientOptions } from "../../client/index.ts";
+import { TcpProxy } from "../../dev/tcp-proxy.ts";
 import { ErrorCode } from "../../gen/chat/v1/client_pb.ts";
 import type { LocalRegion } from "../../services/region/region.ts";
 import { within, withRegion } from "../support/region.ts";
-import { TcpProxy } from "../../dev/tcp-proxy.ts";
 import { ROOT } from "../support/tools.ts";
 
 // Two independent regions, each behind its own proxy, so a test can make one far away, cut it
