@@ -64,6 +64,13 @@ export interface ChatClientOptions {
   reconnect?: { initialMs?: number; maxMs?: number };
   /** gapTimeoutMs is how long a hole in the inbox may stay open before asking for a sync. */
   gapTimeoutMs?: number;
+  /**
+   * syncIntervalMs is how often, while connected, the client asks for what its inbox holds
+   * beyond its position (default 60 s, jittered; 0 never). A live delivery lost on the last
+   * hop is otherwise noticed only when a later entry of the same region shows the hole: one
+   * lost at the end of a conversation's burst would wait for the next message or reconnect.
+   */
+  syncIntervalMs?: number;
   /** ackDelayMs batches delivery acknowledgements (default 250 ms). */
   ackDelayMs?: number;
   /** probeTimeoutMs: a probed region that has not answered by then is unreachable (default 2 s). */
@@ -192,6 +199,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #gapTimer: ReturnType<typeof setTimeout> | undefined;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #syncTimer: ReturnType<typeof setTimeout> | undefined;
   #unacked = new Map<string, Map<string, bigint>>();
   #goAway: GoAway | undefined;
   #authFailures = 0;
@@ -218,6 +226,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       encoding: opts.encoding ?? "proto",
       requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
       gapTimeoutMs: opts.gapTimeoutMs ?? 1_000,
+      syncIntervalMs: opts.syncIntervalMs ?? 60_000,
       ackDelayMs: opts.ackDelayMs ?? 250,
       client: opts.client ?? "connect-chat-sdk",
       probeTimeoutMs: opts.probeTimeoutMs ?? 2_000,
@@ -271,6 +280,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.#state = "closed";
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#attemptTimer);
+    clearTimeout(this.#syncTimer);
     clearTimeout(this.#gapTimer);
     clearTimeout(this.#ackTimer);
     this.#liveness?.stop();
@@ -607,6 +617,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
 
   #onDisconnect(code: number, reason: string): void {
     clearTimeout(this.#attemptTimer);
+    clearTimeout(this.#syncTimer);
     this.#liveness?.stop();
     this.#liveness = undefined;
     clearTimeout(this.#gapTimer);
@@ -764,6 +775,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     });
     this.#flushSends();
     if (this.#unacked.size > 0) this.#scheduleAck();
+    this.#scheduleSync();
     for (const c of this.#connected.splice(0)) c.resolve(welcome);
     const from = this.#lastRegion;
     this.#lastRegion = welcome.region;
@@ -916,6 +928,18 @@ export class ChatClient extends Emitter<ChatClientEvents> {
         },
       });
     }
+  }
+
+  /** scheduleSync asks for a sync every syncIntervalMs (jittered) while connected. */
+  #scheduleSync(): void {
+    clearTimeout(this.#syncTimer);
+    if (this.#o.syncIntervalMs <= 0) return;
+    const jitter = 0.8 + Math.random() * 0.4;
+    this.#syncTimer = setTimeout(() => {
+      if (this.#state !== "connected") return;
+      this.sync();
+      this.#scheduleSync();
+    }, this.#o.syncIntervalMs * jitter);
   }
 
   /** watchGap asks for a sync when a hole in the inbox stays open for gapTimeoutMs. */
