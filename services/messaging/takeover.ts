@@ -49,12 +49,25 @@ export class Takeover {
 
   start(): void {
     this.#stopped = false;
+    // While a dead region's backlog yields nothing new, look less and less often (up to 16
+    // intervals apart): a long outage must not keep the store busy with empty sweeps. Anything
+    // found, or a region newly dead, brings the interval back.
+    let idle = 0;
+    let dead = "";
     const tick = () => {
       this.#running = this.sweep()
+        .then((found) => {
+          const now = this.#d.liveness
+            .dead()
+            .map((d) => d.region)
+            .join();
+          idle = found > 0 || now !== dead ? 0 : Math.min(idle + 1, 4);
+          dead = now;
+        })
         .catch((err) => this.#d.log.warn({ err }, "takeover sweep failed"))
         .finally(() => {
           this.#running = undefined;
-          if (!this.#stopped) this.#timer = setTimeout(tick, this.#d.intervalMs);
+          if (!this.#stopped) this.#timer = setTimeout(tick, this.#d.intervalMs * 2 ** idle);
         });
     };
     this.#timer = setTimeout(tick, this.#d.intervalMs);
@@ -83,15 +96,12 @@ export class Takeover {
         byConversation.set(m.conversationId, list);
       }
       for (const [conversationId, list] of byConversation) {
-        // Start right after where this region's takeover stopped, or after what the dead
-        // region routed itself; anything else waits for replication to fill the hole.
-        const { seqs, originRouted } = await this.#d.persistence.readTakeovers({
+        const { seqs } = await this.#d.persistence.readTakeovers({
           conversationId,
           originRegion: region,
         });
-        const first = (list[0] as Message).seq;
         const mine = seqs[this.#d.region] ?? 0n;
-        if (first !== mine + 1n && first > originRouted + 1n) continue;
+        if (!(await this.#startsCleanly(conversationId, region, mine, list))) continue;
         const run = contiguous(list);
         const { conversation } = await this.#d.persistence.readConversation({ conversationId });
         const members = conversation?.memberIds ?? [];
@@ -111,7 +121,39 @@ export class Takeover {
     }
     return delivered;
   }
+
+  /**
+   * startsCleanly says whether the first message of the window can be delivered now: right
+   * after where this region's takeover stopped, or after messages that are all here and older
+   * than the window (their region delivered them while it was alive). A predecessor that
+   * replication has not brought yet is a hole: delivering past it would show the dead region's
+   * messages out of order on a device (the dead region may have routed it, but its inbox
+   * entries need not have crossed), so the conversation waits.
+   */
+  async #startsCleanly(
+    conversationId: string,
+    origin: string,
+    mine: bigint,
+    list: Message[],
+  ): Promise<boolean> {
+    const first = (list[0] as Message).seq;
+    if (first === mine + 1n) return true;
+    const from = first - 1n - mine > LOOK_BACK ? first - 1n - LOOK_BACK : mine;
+    const { messages } = await this.#d.persistence.readMessages({
+      conversationId,
+      originRegion: origin,
+      afterSeq: from,
+      limit: Number(first - 1n - from),
+    });
+    return (
+      messages.length === Number(first - 1n - from) &&
+      messages.every((m, i) => m.seq === from + 1n + BigInt(i))
+    );
+  }
 }
+
+/** LOOK_BACK bounds how many predecessors of a window are checked: older ones are long past. */
+const LOOK_BACK = 1000n;
 
 /** contiguous returns the run of consecutive seqs that starts the (seq-ordered) list. */
 function contiguous(list: Message[]): Message[] {
