@@ -101,11 +101,14 @@ export function build(deps: MessagingAppDeps): ServiceApp {
     routes: (r) => r.service(MessagingService, handler),
     async start() {
       const mirrors = config.mirrors;
-      subscriptions.push(
-        await consumeMessageStored({ bus, router, log, metrics }),
-        await consumeCanary({ bus, persistence: deps.persistence, fanout, log, metrics }),
-        await consumeTyping({ bus, mirrors, fanout, log, metrics }),
-        await consumeReceiptUpdated({
+      const registry = deps.registry;
+      // Consumers join their groups together: one after the other, each join waits for the
+      // group's rebalance, and a restarted task would take a minute to serve.
+      const joining = [
+        consumeMessageStored({ bus, router, log, metrics }),
+        consumeCanary({ bus, persistence: deps.persistence, fanout, log, metrics }),
+        consumeTyping({ bus, mirrors, fanout, log, metrics }),
+        consumeReceiptUpdated({
           bus,
           mirrors,
           fanout,
@@ -113,23 +116,26 @@ export function build(deps: MessagingAppDeps): ServiceApp {
           metrics,
           windowMs: config.receiptWindowMs,
         }),
-      );
-      if (mirrors.length > 0) {
-        const registry = deps.registry;
-        subscriptions.push(
-          await consumeRemoteInboxAppended({ bus, mirrors, fanout, log, metrics }),
-          await consumeRemotePresenceChanged({ bus, mirrors, registry, log, metrics }),
-          await consumeRemotePresenceLease({ bus, mirrors, registry, log, metrics }),
-          await consumePeerCanaries({
-            bus,
-            mirrors,
-            liveness,
-            instanceId: config.instanceId ?? "messaging",
-            log,
-            metrics,
-          }),
-        );
-      }
+        ...(mirrors.length > 0
+          ? [
+              consumeRemoteInboxAppended({ bus, mirrors, fanout, log, metrics }),
+              consumeRemotePresenceChanged({ bus, mirrors, registry, log, metrics }),
+              consumeRemotePresenceLease({ bus, mirrors, registry, log, metrics }),
+              consumePeerCanaries({
+                bus,
+                mirrors,
+                liveness,
+                instanceId: config.instanceId ?? "messaging",
+                log,
+                metrics,
+              }),
+            ]
+          : []),
+      ];
+      const joined = await Promise.allSettled(joining);
+      for (const j of joined) if (j.status === "fulfilled") subscriptions.push(j.value);
+      const failed = joined.find((j) => j.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
       sweeper.start();
       takeoverLoop?.start();
     },
