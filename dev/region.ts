@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { type LocalBackends, startLocalBackends } from "./backends/local.ts";
 import { freePort, killOnExit, killProcess, stopProcess } from "./backends/processes.ts";
 import { DEV_AUDIENCE, type DevIssuer, startDevIssuer } from "./issuer.ts";
+import { TcpProxy } from "./tcp-proxy.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -55,8 +56,9 @@ export interface ProcessRegionOptions {
  * startProcessRegion starts the local real backends (DynamoDB Local, redis-server,
  * librdkafka's mock Kafka) and then a region as separate processes, as ECS would run it:
  * persistence, notification, two messaging tasks and two gateway tasks, each its own
- * `node services/<name>/main.ts`. Gateway n calls messaging n (Service Connect would balance
- * them); the messaging tasks share their consumer groups.
+ * `node services/<name>/main.ts`. Gateway n calls messaging n, and another messaging task
+ * while that one is down (as Service Connect's proxy would); the messaging tasks share their
+ * consumer groups.
  */
 export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promise<ProcessRegion> {
   const region = opts.region ?? "local";
@@ -103,16 +105,29 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
       AUTH_AUDIENCE: DEV_AUDIENCE,
       ...opts.env,
     };
+    // Each gateway calls its own messaging task, and the others when that one is down, as
+    // Service Connect's proxy would: a TCP proxy per gateway with the tasks in that order.
+    const messagingTasks = numbered("messaging", tasks.messaging);
+    const messagingFor = new Map<string, string>();
+    for (const [i, gateway] of gateways.entries()) {
+      const own = i % messagingTasks.length;
+      const order = [...messagingTasks.slice(own), ...messagingTasks.slice(0, own)];
+      const proxy = await TcpProxy.start(
+        order.map((m) => url(m)),
+        { balance: "first-available" },
+      );
+      stops.push(() => proxy.close());
+      messagingFor.set(gateway, `http://127.0.0.1:${proxy.port}`);
+    }
     const processes = new Map<string, ServiceProcess>();
     for (const name of names) {
       const service = name.replace(/-\d+$/, "");
       const instance = /-(\d+)$/.exec(name)?.[1] ?? "1";
-      const messaging = Number(instance) > tasks.messaging ? "1" : instance;
       const env: NodeJS.ProcessEnv = {
         ...common,
         PORT: String(ports.get(name)),
         INSTANCE_ID: `${region}-${service}-${instance}`,
-        MESSAGING_URL: url(`messaging-${messaging}`),
+        MESSAGING_URL: messagingFor.get(name) ?? url("messaging-1"),
       };
       const p = serviceProcess(name, service, url(name), env);
       processes.set(name, p);
@@ -192,7 +207,8 @@ function serviceProcess(
 
 /** waitServing polls /healthz until the service reports SERVING. */
 async function waitServing(url: string, proc: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  // A task started on a busy machine (a chaos run) may take a while to join its Kafka groups.
+  const deadline = Date.now() + 90_000;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`${url} exited during start:\n${output()}`);

@@ -21,27 +21,35 @@ export class TcpProxy {
   readonly port: number;
   readonly #server: Server;
   readonly #targets: Array<{ host: string; port: number }>;
+  readonly #roundRobin: boolean;
   #next = 0;
   readonly #links = new Set<Link>();
   #frozen = false;
   #cut = false;
   #delayMs = 0;
 
-  private constructor(server: Server, targets: Array<{ host: string; port: number }>) {
+  private constructor(
+    server: Server,
+    targets: Array<{ host: string; port: number }>,
+    roundRobin: boolean,
+  ) {
     this.#server = server;
     this.#targets = targets;
+    this.#roundRobin = roundRobin;
     this.port = (server.address() as AddressInfo).port;
   }
 
   /**
    * start listens on an ephemeral port of 127.0.0.1, forwarding to `target` (host:port or URL),
-   * or to several targets in turn.
+   * or to several: in turn (`balance: "round-robin"`, the default), or to the first that
+   * accepts (`"first-available"`: a preferred instance, with the others as fallbacks).
    */
   static async start(
     target:
       | { host: string; port: number }
       | string
       | Array<{ host: string; port: number } | string>,
+    opts: { balance?: "round-robin" | "first-available" } = {},
   ): Promise<TcpProxy> {
     const to = (Array.isArray(target) ? target : [target]).map((t) =>
       typeof t === "string" ? { host: new URL(t).hostname, port: Number(new URL(t).port) } : t,
@@ -52,7 +60,7 @@ export class TcpProxy {
       server.once("error", reject);
       server.listen(0, "127.0.0.1", resolve);
     });
-    const proxy = new TcpProxy(server, to);
+    const proxy = new TcpProxy(server, to, opts.balance !== "first-available");
     server.on("connection", (socket) => proxy.#accept(socket));
     return proxy;
   }
@@ -111,7 +119,7 @@ export class TcpProxy {
     // died) hands the client to the next one, once round the targets.
     client.pause();
     client.on("error", () => {});
-    const first = this.#next++;
+    const first = this.#roundRobin ? this.#next++ : 0;
     const dial = (attempt: number) => {
       if (attempt >= this.#targets.length || client.destroyed) {
         client.resetAndDestroy();

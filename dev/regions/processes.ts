@@ -117,22 +117,24 @@ export async function startProcessRegions(opts: ProcessRegionsOptions = {}): Pro
       }
       await startMirrors(from);
     }
-    for (const name of names) {
-      regions.set(
-        name,
-        await startProcessRegion({
-          region: name,
-          backends: backends.get(name),
-          issuer,
-          tasks: opts.tasks,
-          log,
-          env: {
-            ...opts.env,
-            CHAT_PEER_REGIONS: names.filter((n) => n !== name).join(","),
-          },
-        }),
-      );
-    }
+    await Promise.all(
+      names.map(async (name) => {
+        regions.set(
+          name,
+          await startProcessRegion({
+            region: name,
+            backends: backends.get(name),
+            issuer,
+            tasks: opts.tasks,
+            log,
+            env: {
+              ...opts.env,
+              CHAT_PEER_REGIONS: names.filter((n) => n !== name).join(","),
+            },
+          }),
+        );
+      }),
+    );
   } catch (err) {
     await stopAll();
     throw err;

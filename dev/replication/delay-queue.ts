@@ -30,6 +30,8 @@ export class DelayQueue<T> {
   #applied = 0;
   #seq = 0;
   #error: Error | undefined;
+  /** lastReported is the last apply failure reported: one that repeats is reported once. */
+  #lastReported = "";
   readonly #waiters = new Set<{
     through: number;
     resolve: () => void;
@@ -135,6 +137,12 @@ export class DelayQueue<T> {
     await this.#running;
   }
 
+  #report(err: Error): void {
+    if (err.message === this.#lastReported) return;
+    this.#lastReported = err.message;
+    this.#onError(new Error(`could not apply an item (will retry): ${err.message}`));
+  }
+
   #doneThrough(seq: number): boolean {
     for (const p of this.#pending.values()) if (p.seq <= seq) return false;
     return this.#inflight.size === 0;
@@ -154,9 +162,11 @@ export class DelayQueue<T> {
   #run(): void {
     if (this.#paused || this.#closed || this.#error) return;
     const now = Date.now();
+    // At most PER_ROUND at once: a backlog after a partition must not flood the target.
     const due = [...this.#pending.values()]
       .filter((p) => p.dueAtMs <= now && !this.#inflight.has(p.key))
-      .sort((a, b) => a.dueAtMs - b.dueAtMs);
+      .sort((a, b) => a.dueAtMs - b.dueAtMs)
+      .slice(0, PER_ROUND);
     if (due.length === 0) {
       this.#schedule();
       return;
@@ -165,22 +175,29 @@ export class DelayQueue<T> {
       this.#pending.delete(p.key);
       this.#inflight.add(p.key);
     }
-    this.#running = this.#apply(due.map((p) => ({ key: p.key, value: p.value })))
-      .then(
-        () => {
-          this.#applied += due.length;
-          for (const p of due) this.#inflight.delete(p.key);
-        },
-        (err: Error) => {
-          // The target could not take them (down, restarting): put back what no newer version
-          // replaced, and try again shortly.
-          for (const p of due) {
-            this.#inflight.delete(p.key);
-            if (!this.#pending.has(p.key)) this.#pending.set(p.key, { ...p, dueAtMs: now + 250 });
+    this.#running = Promise.allSettled(
+      due.map((p) => this.#apply([{ key: p.key, value: p.value }])),
+    )
+      .then((outcomes) => {
+        // Each item on its own: one the target refuses (it is down, restarting, or the item
+        // is bad) must not hold back the others. What failed is put back, unless a newer
+        // version came meanwhile, and tried again shortly.
+        outcomes.forEach((o, i) => {
+          const p = due[i] as Pending<T>;
+          this.#inflight.delete(p.key);
+          if (o.status === "fulfilled") {
+            this.#applied++;
+            return;
           }
-          if (err.name === "SingleWriterError") this.fail(err);
-        },
-      )
+          const err = o.reason as Error;
+          if (err.name === "SingleWriterError") {
+            this.fail(err);
+            return;
+          }
+          this.#report(err);
+          if (!this.#pending.has(p.key)) this.#pending.set(p.key, { ...p, dueAtMs: now + 250 });
+        });
+      })
       .finally(() => {
         this.#running = undefined;
         for (const w of [...this.#waiters]) {
@@ -193,6 +210,9 @@ export class DelayQueue<T> {
       });
   }
 }
+
+/** PER_ROUND is how many items are applied at once. */
+const PER_ROUND = 64;
 
 /** SingleWriterError: an item was written by a region its key does not name. Never retried. */
 export class SingleWriterError extends Error {

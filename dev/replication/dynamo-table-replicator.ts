@@ -50,6 +50,8 @@ export async function replicateDynamoTable(opts: {
   const { from, to } = opts;
   const name = `table ${from.region} → ${to.region}`;
   const onError = opts.options?.onError ?? defaultOnError(name);
+  // Polls come quickly while records flow and slow down to pollMs × 8 while the stream is
+  // quiet: DynamoDB Local is one JVM on a small machine, and idle polling must not load it.
   const pollMs = opts.options?.pollMs ?? 50;
   const credentials = { accessKeyId: "local", secretAccessKey: "local" };
   const client = (endpoint: string) =>
@@ -68,20 +70,18 @@ export async function replicateDynamoTable(opts: {
     jitterMs: opts.options?.jitterMs ?? 0,
     onError,
     apply: async (items) => {
-      for (let i = 0; i < items.length; i += 25) {
-        await Promise.all(
-          items.slice(i, i + 25).map(({ value }) =>
-            value.image
-              ? target.send(
-                  new PutItemCommand({
-                    TableName: to.table,
-                    Item: { ...value.image, [REPLICATED_FROM]: { S: from.region } },
-                  }),
-                )
-              : target.send(new DeleteItemCommand({ TableName: to.table, Key: value.keys })),
-          ),
-        );
-      }
+      await Promise.all(
+        items.map(({ value }) =>
+          value.image
+            ? target.send(
+                new PutItemCommand({
+                  TableName: to.table,
+                  Item: { ...value.image, [REPLICATED_FROM]: { S: from.region } },
+                }),
+              )
+            : target.send(new DeleteItemCommand({ TableName: to.table, Key: value.keys })),
+        ),
+      );
     },
   });
 
@@ -90,6 +90,8 @@ export async function replicateDynamoTable(opts: {
   const iterators = new Map<string, string>();
   const finished = new Set<string>();
   let streamArn: string | undefined;
+  let shards: string[] = [];
+  let shardsReadAt = 0;
   let caughtUpThrough = 0;
   let closed = false;
   let failure: Error | undefined;
@@ -120,15 +122,21 @@ export async function replicateDynamoTable(opts: {
     streamArn ??= (await source.send(new DescribeTableCommand({ TableName: from.table }))).Table
       ?.LatestStreamArn;
     if (!streamArn) throw new Error(`${from.table} has no stream`);
-    const shards: string[] = [];
-    let start: string | undefined;
-    do {
-      const res = await streams.send(
-        new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
-      );
-      for (const s of res.StreamDescription?.Shards ?? []) if (s.ShardId) shards.push(s.ShardId);
-      start = res.StreamDescription?.LastEvaluatedShardId;
-    } while (start);
+    // The shard list changes rarely (DynamoDB splits shards every few hours): read it again
+    // every few seconds, not on every poll.
+    if (Date.now() - shardsReadAt > 5_000) {
+      const found: string[] = [];
+      let start: string | undefined;
+      do {
+        const res = await streams.send(
+          new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }),
+        );
+        for (const s of res.StreamDescription?.Shards ?? []) if (s.ShardId) found.push(s.ShardId);
+        start = res.StreamDescription?.LastEvaluatedShardId;
+      } while (start);
+      shards = found;
+      shardsReadAt = Date.now();
+    }
     let quiet = true;
     let atEnd = true;
     for (const shard of shards) {
@@ -178,13 +186,15 @@ export async function replicateDynamoTable(opts: {
 
   const loop = (async () => {
     let backoff = pollMs;
+    let idle = pollMs;
     while (!closed) {
       const cycleStart = Date.now();
       try {
         const { quiet, atEnd } = await pollOnce();
         if (atEnd) caughtUpThrough = cycleStart;
         backoff = pollMs;
-        if (quiet) await new Promise((r) => setTimeout(r, pollMs));
+        idle = quiet ? Math.min(idle * 2, pollMs * 8) : pollMs;
+        if (quiet) await new Promise((r) => setTimeout(r, idle));
       } catch (err) {
         if (err instanceof SingleWriterError) {
           failure = err;
@@ -193,6 +203,7 @@ export async function replicateDynamoTable(opts: {
         }
         // The source is down or restarting: keep the position and try again.
         streamArn = undefined;
+        shardsReadAt = 0;
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(2_000, backoff * 2);
       }
