@@ -33,6 +33,7 @@ export class DeliveryCanary {
   readonly #now: () => number;
   readonly #sent = new Map<bigint, number>();
   #lastBackAtMs: number;
+  #lastTickMs: number;
   #delivering = true;
   #timer: NodeJS.Timeout | undefined;
   /** roundTripMs is the last canary's time from publish to return. */
@@ -42,6 +43,7 @@ export class DeliveryCanary {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     this.#lastBackAtMs = this.#now();
+    this.#lastTickMs = this.#lastBackAtMs;
   }
 
   get delivering(): boolean {
@@ -51,6 +53,13 @@ export class DeliveryCanary {
   start(): void {
     this.#lastBackAtMs = this.#now();
     const tick = () => {
+      const now = this.#now();
+      // A tick far later than due means this process did not run (stopped, or starved): the
+      // silence is its own, not the region's. Judge the canaries sent from now on.
+      if (now - this.#lastTickMs > 3 * this.#o.intervalMs) {
+        this.#lastBackAtMs = Math.max(this.#lastBackAtMs, now - this.#o.intervalMs);
+      }
+      this.#lastTickMs = now;
       this.#send();
       this.check();
       this.#timer = setTimeout(tick, this.#o.intervalMs);
@@ -98,9 +107,12 @@ export class DeliveryCanary {
     this.#sent.set(nonce, now);
     // Canaries lost on the way are forgotten after the timeout.
     for (const [n, at] of this.#sent) if (now - at > this.#o.timeoutMs) this.#sent.delete(n);
+    // A new key each time spreads the canaries over every partition: one partition whose
+    // consumer died stalls only until its group rebalances, and must not make the whole region
+    // look dead (its other partitions still deliver). No canary back at all is the region.
     publishEvents(this.#o.bus, TOPICS.canary, [
       {
-        key: this.#o.instanceId,
+        key: `${this.#o.instanceId}-${nonce}`,
         value: {
           region: this.#o.region,
           instanceId: this.#o.instanceId,

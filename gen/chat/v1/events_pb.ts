@@ -276,10 +276,10 @@ export const PresenceLeaseSchema: GenMessage<PresenceLease> = /*@__PURE__*/
   messageDesc(file_chat_v1_events, 7);
 
 /**
- * Canary is a gateway instance's delivery canary (topic canary, keyed by instance id;
- * mirrored to other regions, where it also says the region is alive). Messaging writes it to
- * the store and hands it back to the instance over its delivery channel: a gateway is healthy
- * while its canaries come back.
+ * Canary is a gateway instance's delivery canary (topic canary, keyed by instance id and
+ * nonce, so that canaries cover every partition; mirrored to other regions, where it also says
+ * the region is alive). Messaging writes it to the store and hands it back to the instance over
+ * its delivery channel: a gateway is healthy while its canaries come back.
  *
  * @generated from message chat.v1.Canary
  */
