@@ -43,6 +43,12 @@ export interface Failover {
   p50Ms?: number;
   p99Ms?: number;
   maxMs?: number;
+  /**
+   * moved: from the fault's start until each of those clients was connected to another region
+   * (welcomed there), whether or not it had a send to make: the SDK's failover alone, without
+   * the wait for the client's next send that G4's ack time includes.
+   */
+  moved?: { clients: number; p50Ms: number; p99Ms: number; maxMs: number };
 }
 
 /** FaultReport is one injected fault, with continuity and failover for region outages. */
@@ -651,7 +657,29 @@ function failover(o: Outage, ix: Index): Failover {
     else durations.push(first - o.start);
   }
   durations.sort((a, b) => a - b);
-  const out: Failover = { clients: clients.length, failedOver: durations.length, notFailedOver };
+  const moves = clients
+    .map((client) =>
+      (ix.regionsByClient.get(client) ?? []).find(
+        (e) => e.t >= o.start && e.t < o.end && e.to !== o.region,
+      ),
+    )
+    .flatMap((e) => (e ? [e.t - o.start] : []))
+    .sort((a, b) => a - b);
+  const out: Failover = {
+    clients: clients.length,
+    failedOver: durations.length,
+    notFailedOver,
+    ...(moves.length > 0
+      ? {
+          moved: {
+            clients: moves.length,
+            p50Ms: percentile(moves, 50) ?? 0,
+            p99Ms: percentile(moves, 99) ?? 0,
+            maxMs: moves[moves.length - 1] as number,
+          },
+        }
+      : {}),
+  };
   if (durations.length === 0) return out;
   return {
     ...out,

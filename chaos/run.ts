@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ChatClient } from "../client/index.ts";
 import { freePort } from "../dev/backends/processes.ts";
 import { type EmbeddedRegion, startEmbeddedRegions } from "../dev/regions/embedded.ts";
@@ -41,6 +43,8 @@ export interface ChaosOptions {
   farMs: number;
   /** historyFile, when set, receives the history as JSON lines. */
   historyFile?: string;
+  /** logsDir, when set, receives the end of every service process's log (processes mode). */
+  logsDir?: string;
   /** env is added to every region's environment. */
   env?: NodeJS.ProcessEnv;
   /** replication tunes the stand-ins; `lose` there builds a deliberately broken run. */
@@ -60,14 +64,22 @@ export interface ChaosResult {
   durationMs: number;
 }
 
+/**
+ * CHAOS_REPLICATION is the replication between the regions: delays of the order real
+ * cross-region replication has, so that a region dies with some of its writes not yet across
+ * (the replication-lag window the report counts).
+ */
+export const CHAOS_REPLICATION = {
+  table: { delayMs: 300, jitterMs: 200 },
+  topics: { delayMs: 150 },
+};
+
 /** CHAOS_ENV shortens the multi-region clocks so faults play out within a short run. */
 export const CHAOS_ENV = {
   HEARTBEAT_INTERVAL_MS: "5000",
   PUSH_DELAY_MS: "600000",
-  CANARY_INTERVAL_MS: "500",
-  CANARY_TIMEOUT_MS: "3000",
+  CANARY_INTERVAL_MS: "1000",
   TAKEOVER_AFTER_MS: "3000",
-  TAKEOVER_INTERVAL_MS: "500",
   SESSION_TTL_MS: "15000",
   LOG_LEVEL: "warn",
 };
@@ -122,10 +134,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         deviceId: d.device,
         reconnect: { initialMs: 100, maxMs: 2_000 },
         gapTimeoutMs: 500,
-        probeTimeoutMs: 1_500,
-        pongTimeoutMs: 2_000,
-        ackTimeoutMs: 2_000,
-        connectTimeoutMs: 3_000,
+        syncIntervalMs: 10_000,
       });
       const id = `${d.user}/${d.device}`;
       recordClient(log, client, id);
@@ -219,10 +228,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       durationMs: Date.now() - started,
     };
   } finally {
+    if (opts.logsDir) saveLogs(regions, opts.logsDir);
     await Promise.all(devices.map((d) => d.client.close().catch(() => undefined)));
     for (const p of proxies) await p.close();
     await regions.stop();
     await log.close();
+  }
+}
+
+/** saveLogs writes the end of every service process's log, for reading a failed run. */
+function saveLogs(regions: Regions, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const r of regions.regions) {
+    const processes = (r as Partial<ProcessRegionHandle>).processes;
+    for (const [name, p] of processes?.processes ?? []) {
+      writeFileSync(join(dir, `${r.name}-${name}.log`), p.output());
+    }
   }
 }
 
@@ -231,7 +252,7 @@ async function startRegions(opts: ChaosOptions, env: NodeJS.ProcessEnv): Promise
   if (opts.mode === "processes") {
     return startProcessRegions({
       env,
-      replication: opts.replication,
+      replication: opts.replication ?? CHAOS_REPLICATION,
       kafkaBrokers: opts.kafkaBrokers,
       log: opts.log,
     });
@@ -246,7 +267,11 @@ async function startRegions(opts: ChaosOptions, env: NodeJS.ProcessEnv): Promise
       issuer: 0,
     });
   }
-  return startEmbeddedRegions({ env, ports, replication: opts.replication });
+  return startEmbeddedRegions({
+    env,
+    ports,
+    replication: opts.replication ?? CHAOS_REPLICATION,
+  });
 }
 
 /** inject starts a fault and returns what ends it. */

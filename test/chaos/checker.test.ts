@@ -267,6 +267,8 @@ test("a clean run passes with its counts, continuity and failover measured", (t)
         p50Ms: 700,
         p99Ms: 1000,
         maxMs: 1000,
+        // alice/phone, carol/tablet and bob/phone moved 300, 600 and 800 ms after the kill.
+        moved: { clients: 3, p50Ms: 600, p99Ms: 800, maxMs: 800 },
       },
     },
   ]);
@@ -308,6 +310,8 @@ test("a fault with no end lasts until the heal, for continuity and failover alik
         p50Ms: 250,
         p99Ms: 250,
         maxMs: 250,
+        // bob/phone moved only after the heal.
+        moved: { clients: 1, p50Ms: 100, p99Ms: 100, maxMs: 100 },
       },
     },
   ]);
@@ -477,7 +481,7 @@ test("formatReport prints the verdict, counts, guarantees, faults and violations
   );
   t.true(
     clean.includes(
-      "| region-kill | us-east-1 | +2.0 s | 2.0 s | 2 | 1 | 0 | 700 / 1000 / 1000 ms | 1 of 4 (bob/tablet) |",
+      "| region-kill | us-east-1 | +2.0 s | 2.0 s | 2 | 1 | 0 | 600 / 800 / 800 ms (3) | 700 / 1000 / 1000 ms | 1 of 4 (bob/tablet) |",
     ),
   );
   t.true(clean.includes("None."));
