@@ -19,7 +19,7 @@ interface Pending<T> {
 export class DelayQueue<T> {
   readonly #pending = new Map<string, Pending<T>>();
   readonly #inflight = new Set<string>();
-  readonly #apply: (items: Array<{ key: string; value: T }>) => Promise<void>;
+  readonly #apply: (items: Array<{ key: string; value: T }>) => Promise<Array<Error | undefined>>;
   readonly #delayMs: number;
   readonly #jitterMs: number;
   readonly #onError: (err: Error) => void;
@@ -41,7 +41,8 @@ export class DelayQueue<T> {
   constructor(opts: {
     delayMs: number;
     jitterMs: number;
-    apply: (items: Array<{ key: string; value: T }>) => Promise<void>;
+    /** apply applies a round of items (distinct keys) and says, per item, what failed. */
+    apply: (items: Array<{ key: string; value: T }>) => Promise<Array<Error | undefined>>;
     onError: (err: Error) => void;
   }) {
     this.#apply = opts.apply;
@@ -140,7 +141,9 @@ export class DelayQueue<T> {
   #report(err: Error): void {
     if (err.message === this.#lastReported) return;
     this.#lastReported = err.message;
-    this.#onError(new Error(`could not apply an item (will retry): ${err.message}`));
+    const retry = new Error(`could not apply an item, will retry: ${err.message}`);
+    retry.name = "ReplicationRetry";
+    this.#onError(retry);
   }
 
   #doneThrough(seq: number): boolean {
@@ -175,21 +178,19 @@ export class DelayQueue<T> {
       this.#pending.delete(p.key);
       this.#inflight.add(p.key);
     }
-    this.#running = Promise.allSettled(
-      due.map((p) => this.#apply([{ key: p.key, value: p.value }])),
-    )
+    this.#running = this.#apply(due.map((p) => ({ key: p.key, value: p.value })))
+      .catch((err: Error) => due.map(() => err))
       .then((outcomes) => {
         // Each item on its own: one the target refuses (it is down, restarting, or the item
         // is bad) must not hold back the others. What failed is put back, unless a newer
         // version came meanwhile, and tried again shortly.
-        outcomes.forEach((o, i) => {
-          const p = due[i] as Pending<T>;
+        due.forEach((p, i) => {
           this.#inflight.delete(p.key);
-          if (o.status === "fulfilled") {
+          const err = outcomes[i];
+          if (!err) {
             this.#applied++;
             return;
           }
-          const err = o.reason as Error;
           if (err.name === "SingleWriterError") {
             this.fail(err);
             return;

@@ -69,20 +69,25 @@ export async function replicateDynamoTable(opts: {
     delayMs: opts.options?.delayMs ?? 0,
     jitterMs: opts.options?.jitterMs ?? 0,
     onError,
-    apply: async (items) => {
-      await Promise.all(
+    // One request per item, a round's worth at once, each with its own outcome: DynamoDB Local
+    // serializes writes behind a lock either way, and BatchWriteItem measured slower there.
+    apply: (items) =>
+      Promise.all(
         items.map(({ value }) =>
-          value.image
+          (value.image
             ? target.send(
                 new PutItemCommand({
                   TableName: to.table,
                   Item: { ...value.image, [REPLICATED_FROM]: { S: from.region } },
                 }),
               )
-            : target.send(new DeleteItemCommand({ TableName: to.table, Key: value.keys })),
+            : target.send(new DeleteItemCommand({ TableName: to.table, Key: value.keys }))
+          ).then(
+            () => undefined,
+            (err: Error) => err,
+          ),
         ),
-      );
-    },
+      ),
   });
 
   /** position per shard: the last sequence number handled. */

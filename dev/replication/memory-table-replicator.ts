@@ -24,15 +24,15 @@ export function replicateMemoryTables(opts: {
     delayMs: opts.options?.delayMs ?? 0,
     jitterMs: opts.options?.jitterMs ?? 0,
     onError,
-    apply: async (items) => {
-      for (const { value } of items) {
+    apply: async (items) =>
+      items.map(({ value }) => {
         try {
           targets.get(value.pair)?.applyReplicated(value.change);
+          return undefined;
         } catch (err) {
-          throw new SingleWriterError(`${name}: ${(err as Error).message}`);
+          return new SingleWriterError(`${name}: ${(err as Error).message}`);
         }
-      }
-    },
+      }),
   });
   const unsubscribe = opts.pairs.map(([source, target], pair) => {
     if (source.region !== opts.from || target.region !== opts.to) {

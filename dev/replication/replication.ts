@@ -48,7 +48,15 @@ export interface Replication {
   close(): Promise<void>;
 }
 
-/** defaultOnError prints a replication failure loudly. */
+/**
+ * defaultOnError prints a replication failure loudly, and a transient one (the target is down
+ * and the item will be retried: name ReplicationRetry) as a plain line.
+ */
 export function defaultOnError(name: string): (err: Error) => void {
-  return (err) => process.stderr.write(`\n*** replication ${name} FAILED: ${err.message}\n\n`);
+  return (err) =>
+    process.stderr.write(
+      err.name === "ReplicationRetry"
+        ? `replication ${name}: ${err.message}\n`
+        : `\n*** replication ${name} FAILED: ${err.message}\n\n`,
+    );
 }
