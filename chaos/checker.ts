@@ -49,6 +49,11 @@ export interface Failover {
    * the wait for the client's next send that G4's ack time includes.
    */
   moved?: { clients: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /**
+   * sendWait: for the sends those clients asked for during the fault, from the app's request
+   * to its ack (wherever it came from): what a user sending during the outage waits.
+   */
+  sendWait?: { sends: number; unacked: number; p50Ms: number; p99Ms: number; maxMs: number };
 }
 
 /** FaultReport is one injected fault, with continuity and failover for region outages. */
@@ -665,10 +670,31 @@ function failover(o: Outage, ix: Index): Failover {
     )
     .flatMap((e) => (e ? [e.t - o.start] : []))
     .sort((a, b) => a - b);
+  const waits: number[] = [];
+  let unacked = 0;
+  const affected = new Set(clients);
+  for (const [key, send] of ix.sends) {
+    if (!affected.has(send.client) || send.t < o.start || send.t >= o.end) continue;
+    const ack = ix.acked.get(key);
+    if (ack) waits.push(ack.t - send.t);
+    else unacked++;
+  }
+  waits.sort((a, b) => a - b);
   const out: Failover = {
     clients: clients.length,
     failedOver: durations.length,
     notFailedOver,
+    ...(waits.length + unacked > 0
+      ? {
+          sendWait: {
+            sends: waits.length + unacked,
+            unacked,
+            p50Ms: percentile(waits, 50) ?? 0,
+            p99Ms: percentile(waits, 99) ?? 0,
+            maxMs: waits.at(-1) ?? 0,
+          },
+        }
+      : {}),
     ...(moves.length > 0
       ? {
           moved: {

@@ -122,8 +122,8 @@ function failoverSummary(faults: FaultReport[]): string {
 function faultsTable(report: CheckReport): string[] {
   if (report.faults.length === 0) return ["No fault injected."];
   return [
-    "| fault | region | started (since the first event) | duration | delivered during outage | waited for heal | never shown | moved to another region p50 / p99 / max | next send acked elsewhere (G4) p50 / p99 / max | did not fail over |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| fault | region | started (since the first event) | duration | delivered during outage | waited for heal | never shown | moved to another region p50 / p99 / max | next send acked elsewhere (G4) p50 / p99 / max | did not fail over | sends asked during it: wait for the ack p50 / p99 / max |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...report.faults.map((f) => faultRow(f, report.startedAt)),
   ];
 }
@@ -134,6 +134,9 @@ function faultRow(f: FaultReport, runStart: number | undefined): string {
   const duration = f.endedAt === undefined ? "never ended" : seconds(f.endedAt - f.startedAt);
   const fo = f.failover;
   const times = fo?.maxMs !== undefined ? `${fo.p50Ms} / ${fo.p99Ms} / ${fo.maxMs} ms` : "";
+  const wait = fo?.sendWait
+    ? `${fo.sendWait.p50Ms} / ${fo.sendWait.p99Ms} / ${fo.sendWait.maxMs} ms (${fo.sendWait.sends}${fo.sendWait.unacked > 0 ? `, ${fo.sendWait.unacked} never acked` : ""})`
+    : "";
   const moved = fo?.moved
     ? `${fo.moved.p50Ms} / ${fo.moved.p99Ms} / ${fo.moved.maxMs} ms (${fo.moved.clients})`
     : "";
@@ -141,7 +144,7 @@ function faultRow(f: FaultReport, runStart: number | undefined): string {
     ? `${fo.notFailedOver.length} of ${fo.clients}${fo.notFailedOver.length > 0 ? ` (${names(fo.notFailedOver)})` : ""}`
     : "";
   const cell = (n: number | undefined) => (n === undefined ? "" : String(n));
-  return `| ${f.fault} | ${f.region ?? ""} | ${started} | ${duration} | ${cell(f.deliveredDuringOutage)} | ${cell(f.waitedForHeal)} | ${cell(f.neverShown)} | ${moved} | ${times} | ${missing} |`;
+  return `| ${f.fault} | ${f.region ?? ""} | ${started} | ${duration} | ${cell(f.deliveredDuringOutage)} | ${cell(f.waitedForHeal)} | ${cell(f.neverShown)} | ${moved} | ${times} | ${missing} | ${wait} |`;
 }
 
 function violationList(report: CheckReport, max: number): string[] {

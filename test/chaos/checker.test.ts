@@ -269,6 +269,8 @@ test("a clean run passes with its counts, continuity and failover measured", (t)
         maxMs: 1000,
         // alice/phone, carol/tablet and bob/phone moved 300, 600 and 800 ms after the kill.
         moved: { clients: 3, p50Ms: 600, p99Ms: 800, maxMs: 800 },
+        // carol/tablet's ct1 and bob/phone's b2, asked during the kill, acked at once.
+        sendWait: { sends: 2, unacked: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 },
       },
     },
   ]);
@@ -312,6 +314,7 @@ test("a fault with no end lasts until the heal, for continuity and failover alik
         maxMs: 250,
         // bob/phone moved only after the heal.
         moved: { clients: 1, p50Ms: 100, p99Ms: 100, maxMs: 100 },
+        sendWait: { sends: 1, unacked: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 },
       },
     },
   ]);
@@ -481,7 +484,7 @@ test("formatReport prints the verdict, counts, guarantees, faults and violations
   );
   t.true(
     clean.includes(
-      "| region-kill | us-east-1 | +2.0 s | 2.0 s | 2 | 1 | 0 | 600 / 800 / 800 ms (3) | 700 / 1000 / 1000 ms | 1 of 4 (bob/tablet) |",
+      "| region-kill | us-east-1 | +2.0 s | 2.0 s | 2 | 1 | 0 | 600 / 800 / 800 ms (3) | 700 / 1000 / 1000 ms | 1 of 4 (bob/tablet) | 0 / 0 / 0 ms (2) |",
     ),
   );
   t.true(clean.includes("None."));
