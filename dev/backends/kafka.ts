@@ -11,6 +11,8 @@ export interface MockKafka {
   readonly brokers: string[];
   /** createTopic creates a topic (Kafka admin requests do not work against the mock). */
   createTopic(name: string, partitions: number, replication?: number): Promise<void>;
+  /** failNext makes the next `count` requests of a Kafka API (by key) fail with an error code. */
+  failNext(apiKey: number, errorCode: number, count: number): Promise<void>;
   /** down stops a broker from accepting connections (-1: all of them); up brings it back. */
   down(brokerId: number): Promise<void>;
   up(brokerId: number): Promise<void>;
@@ -57,6 +59,7 @@ export async function startMockKafka(opts: { brokers?: number } = {}): Promise<M
     createTopic: (name, partitions, replication = 1) =>
       command(`create ${name} ${partitions} ${replication}`),
     down: (id) => command(`down ${id}`),
+    failNext: (apiKey, errorCode, count) => command(`error ${apiKey} ${errorCode} ${count}`),
     up: (id) => command(`up ${id}`),
     signal(sig) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);

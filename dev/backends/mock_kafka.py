@@ -14,6 +14,8 @@ then one reply line per stdin command:
   down <broker_id>                           -> rd_kafka_mock_broker_set_down (-1 = all)
   up <broker_id>                             -> rd_kafka_mock_broker_set_up   (-1 = all)
   leader <topic> <partition> <broker_id>     -> rd_kafka_mock_partition_set_leader
+  error <api_key> <error_code> <count>       -> rd_kafka_mock_push_request_errors: the next
+                                                <count> requests of that API fail with it
   ping                                       -> OK
 replies: "OK" or "ERR <reason>".
 Exits cleanly (destroys the cluster) on stdin EOF, SIGTERM, SIGINT or "quit".
@@ -70,6 +72,8 @@ lib.rd_kafka_mock_broker_set_up.restype = c_int
 lib.rd_kafka_mock_broker_set_up.argtypes = [c_vp, c_int32]
 lib.rd_kafka_mock_partition_set_leader.restype = c_int
 lib.rd_kafka_mock_partition_set_leader.argtypes = [c_vp, c_char_p, c_int32, c_int32]
+# Variadic: (cluster, ApiKey, cnt, err, err, ...); the arguments are passed with explicit types.
+lib.rd_kafka_mock_push_request_errors.restype = None
 
 RD_KAFKA_PRODUCER = 0
 
@@ -142,6 +146,15 @@ def main():
                 elif cmd == "leader" and len(args) == 3:
                     reply = err_reply(lib.rd_kafka_mock_partition_set_leader(
                         mc, args[0].encode(), int(args[1]), int(args[2])))
+                elif cmd == "error" and len(args) == 3:
+                    api_key, code, count = int(args[0]), int(args[1]), int(args[2])
+                    if not 1 <= count <= 100:
+                        reply = "ERR count must be between 1 and 100"
+                    else:
+                        lib.rd_kafka_mock_push_request_errors(
+                            c_vp(mc), ctypes.c_int16(api_key), c_size_t(count),
+                            *[c_int(code)] * count)
+                        reply = "OK"
                 elif cmd == "ping" and not args:
                     reply = "OK"
                 elif cmd in ("quit", "exit") and not args:

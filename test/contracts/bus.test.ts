@@ -55,6 +55,35 @@ if (kafka.available && librdkafka.available) {
       },
     },
   );
+  test("KafkaBus: a consumer whose group sync fails with an error kafkajs gives up on starts again", async (t) => {
+    const own = await startMockKafka({ brokers: 1 });
+    const bus = new KafkaBus(
+      { clientId: "crash", brokers: own.brokers },
+      { sessionTimeoutMs: 3_000, maxWaitMs: 100 },
+      silentLogger,
+    );
+    t.teardown(async () => {
+      await bus.close();
+      await own.stop();
+    });
+    await own.createTopic("crashy", 2);
+    // SyncGroup (API key 14) answered with INVALID_REQUEST (42), as the mock broker sometimes
+    // answers during rebalances: kafkajs counts it as not retriable and stops its consumer.
+    await own.failNext(14, 42, 1);
+    const got: string[] = [];
+    await bus.subscribe({
+      groupId: "crashy-group",
+      topics: ["crashy"],
+      fromBeginning: true,
+      handler: async (batch) => {
+        for (const r of batch) got.push(new TextDecoder().decode(r.value));
+      },
+    });
+    await bus.publish("crashy", [{ key: "k", value: new TextEncoder().encode("still consumed") }]);
+    const deadline = Date.now() + 30_000;
+    while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    t.deepEqual(got, ["still consumed"]);
+  });
 } else {
   test.skip(`KafkaBus: ${kafka.why || librdkafka.why}`, () => {});
 }

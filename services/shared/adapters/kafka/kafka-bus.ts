@@ -88,28 +88,59 @@ export class KafkaBus implements Bus {
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
     if (this.#closed) throw new Error("bus is closed");
     await this.#ensureTopics();
-    const consumer = this.#kafka.consumer({
-      groupId: opts.groupId,
-      sessionTimeout: this.#opts.sessionTimeoutMs,
-      rebalanceTimeout: Math.max(this.#opts.sessionTimeoutMs, 10_000),
-      heartbeatInterval: Math.max(100, Math.floor(this.#opts.sessionTimeoutMs / 10)),
-      maxWaitTimeInMs: this.#opts.maxWaitMs,
-      allowAutoTopicCreation: false,
-      retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 2_000 },
-    });
-    this.#consumers.add(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 16,
-      eachBatch: (payload) => this.#handle(consumer, opts.handler, payload),
-    });
+    let consumer: Consumer | undefined;
+    let closed = false;
+    let restarts = 0;
+    let restartTimer: NodeJS.Timeout | undefined;
+    const start = async () => {
+      const c = this.#kafka.consumer({
+        groupId: opts.groupId,
+        sessionTimeout: this.#opts.sessionTimeoutMs,
+        rebalanceTimeout: Math.max(this.#opts.sessionTimeoutMs, 10_000),
+        heartbeatInterval: Math.max(100, Math.floor(this.#opts.sessionTimeoutMs / 10)),
+        maxWaitTimeInMs: this.#opts.maxWaitMs,
+        allowAutoTopicCreation: false,
+        retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 2_000 },
+      });
+      consumer = c;
+      this.#consumers.add(c);
+      // kafkajs gives up for good on an error it deems not retriable (a broker answering a
+      // group request with an error it does not expect): the consumer leaves its group and
+      // consumes nothing, silently. A consumer of this bus never gives up: it starts again.
+      c.on(c.events.CRASH, ({ payload }) => {
+        if (payload.restart || closed) return;
+        this.#consumers.delete(c);
+        const delayMs = Math.min(30_000, 500 * 2 ** restarts++);
+        this.#log.error(
+          { groupId: opts.groupId, err: payload.error, delayMs },
+          "bus consumer crashed; starting it again",
+        );
+        restartTimer = setTimeout(() => {
+          if (!closed)
+            start().catch((err) => this.#log.error({ err }, "bus consumer restart failed"));
+        }, delayMs);
+      });
+      c.on(c.events.GROUP_JOIN, () => {
+        restarts = 0;
+      });
+      await c.connect();
+      await c.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false });
+      await c.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 16,
+        eachBatch: (payload) => this.#handle(c, opts.handler, payload),
+      });
+    };
+    await start();
     return {
       close: async () => {
-        this.#consumers.delete(consumer);
-        await consumer.disconnect();
+        closed = true;
+        clearTimeout(restartTimer);
+        if (consumer) {
+          this.#consumers.delete(consumer);
+          await consumer.disconnect();
+        }
       },
     };
   }
