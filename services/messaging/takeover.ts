@@ -101,8 +101,11 @@ export class Takeover {
           originRegion: region,
         });
         const mine = seqs[this.#d.region] ?? 0n;
-        if (!(await this.#startsCleanly(conversationId, region, mine, list))) continue;
-        const run = contiguous(list);
+        // Another task of this region may have gone further since the list was read.
+        const left = list.filter((m) => m.seq > mine);
+        if (left.length === 0) continue;
+        if (!(await this.#startsCleanly(conversationId, region, mine, left))) continue;
+        const run = contiguous(left);
         const { conversation } = await this.#d.persistence.readConversation({ conversationId });
         const members = conversation?.memberIds ?? [];
         const plan: Routed[] = run.map((message) => ({
