@@ -3,7 +3,6 @@ import type { MessageStored } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { Batcher, inChunks } from "../shared/batcher.ts";
 import type { Fanout } from "../shared/fanout.ts";
-import { hlcMillis } from "../shared/hlc.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import { InboxDelivery, type Routed, recipientsOf } from "./inbox-delivery.ts";
 
@@ -15,13 +14,6 @@ export interface RouterDeps {
   fanout: Fanout;
   /** cursorCacheSize bounds the routing cursors kept in memory. */
   cursorCacheSize?: number;
-  /**
-   * takeoverAfterMs is how long other regions wait for this one before taking over its
-   * messages (takeover.ts): a message older than that may have been delivered by another
-   * region while this one was down, so routing asks before delivering it. Unset: one region.
-   */
-  takeoverAfterMs?: number;
-  now?: () => number;
 }
 
 type Cursor = { conversationId: string; seq: bigint };
@@ -47,12 +39,10 @@ export class Router {
   // call is in flight go together in the next, so a busy region makes few, large calls.
   readonly #inboxes: InboxDelivery;
   readonly #cursorWrites: Batcher<Cursor[], undefined>;
-  readonly #now: () => number;
 
   constructor(deps: RouterDeps) {
     this.#d = deps;
     this.#cacheSize = deps.cursorCacheSize ?? 100_000;
-    this.#now = deps.now ?? Date.now;
     this.#inboxes = new InboxDelivery(deps);
     this.#cursorWrites = new Batcher({
       maxBatch: 100,
@@ -81,39 +71,14 @@ export class Router {
       advanced.set(m.conversationId, m.seq);
     }
     if (plan.length === 0) return;
-    await this.#inboxes.deliver(await this.#notTakenOver(plan));
+    // A message another region delivered while this one was down (takeover.ts) is routed
+    // again all the same: leaving it out would put a hole in this region's inbox order, and a
+    // device would see the messages after it first. Devices collapse the copies.
+    await this.#inboxes.deliver(plan);
     await this.#cursorWrites.add(
       [...advanced].map(([conversationId, seq]) => ({ conversationId, seq })),
     );
     for (const [conversationId, seq] of advanced) this.#remember(conversationId, seq);
-  }
-
-  /**
-   * notTakenOver leaves out messages another region already delivered while this one was
-   * down. Only messages older than the takeover delay can have been: for the rest (nearly
-   * all) it reads nothing. A takeover cursor that has not replicated here yet lets a message
-   * through twice; clients collapse the copies.
-   */
-  async #notTakenOver(plan: Routed[]): Promise<Routed[]> {
-    const after = this.#d.takeoverAfterMs;
-    if (after === undefined) return plan;
-    const old = new Set(
-      plan
-        .filter((p) => hlcMillis(p.message.hlc) < this.#now() - after)
-        .map((p) => p.message.conversationId),
-    );
-    if (old.size === 0) return plan;
-    const taken = new Map<string, bigint>();
-    for (const conversationId of old) {
-      const { seqs } = await this.#d.persistence.readTakeovers({
-        conversationId,
-        originRegion: this.#d.region,
-      });
-      let max = 0n;
-      for (const seq of Object.values(seqs)) if (seq > max) max = seq;
-      taken.set(conversationId, max);
-    }
-    return plan.filter((p) => p.message.seq > (taken.get(p.message.conversationId) ?? 0n));
   }
 
   async #cursor(conversationId: string): Promise<bigint> {

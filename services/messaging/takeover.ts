@@ -32,9 +32,9 @@ export interface TakeoverDeps {
  * dead region's seq order and stops at the first message replication has not brought yet, so
  * no client sees a gap or a reorder within an origin's sequence.
  *
- * When the dead region returns, its routing skips what a takeover cursor covers; a message
- * that both regions delivered (the cursor had not replicated yet, or the region had routed it
- * just before dying) reaches a device twice and is shown once: clients collapse copies by
+ * When the dead region returns, its routing delivers every message it had not routed, these
+ * included (skipping them would break its inboxes' order), so a message both regions
+ * delivered reaches a device twice and is shown once: clients collapse copies by
  * (conversation, sender, client_msg_id).
  */
 export class Takeover {
