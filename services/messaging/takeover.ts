@@ -1,6 +1,7 @@
 import type { Client } from "@connectrpc/connect";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import type { Message } from "../../gen/chat/v1/types_pb.ts";
+import { hlcMillis } from "../shared/hlc.ts";
 import type { Logger } from "../shared/logger.ts";
 import { type InboxDelivery, type Routed, recipientsOf } from "./inbox-delivery.ts";
 import type { PeerLiveness } from "./peer-liveness.ts";
@@ -83,29 +84,22 @@ export class Takeover {
   async sweep(): Promise<number> {
     let delivered = 0;
     for (const { region, lastSeenMs } of this.#d.liveness.dead()) {
+      const since = lastSeenMs - this.#d.windowMs;
+      // The dead region's replicated outbox says which conversations it wrote to lately;
+      // what to deliver is then read from its replicated log, seq by seq.
       const { messages } = await this.#d.persistence.listUntakenOver({
         originRegion: region,
-        sinceMs: BigInt(lastSeenMs - this.#d.windowMs),
+        sinceMs: BigInt(since),
         limit: 1000,
       });
-      if (messages.length === 0) continue;
-      const byConversation = new Map<string, Message[]>();
+      const firstInWindow = new Map<string, bigint>();
       for (const m of messages) {
-        const list = byConversation.get(m.conversationId) ?? [];
-        list.push(m);
-        byConversation.set(m.conversationId, list);
+        const seen = firstInWindow.get(m.conversationId);
+        if (seen === undefined || m.seq < seen) firstInWindow.set(m.conversationId, m.seq);
       }
-      for (const [conversationId, list] of byConversation) {
-        const { seqs } = await this.#d.persistence.readTakeovers({
-          conversationId,
-          originRegion: region,
-        });
-        const mine = seqs[this.#d.region] ?? 0n;
-        // Another task of this region may have gone further since the list was read.
-        const left = list.filter((m) => m.seq > mine);
-        if (left.length === 0) continue;
-        if (!(await this.#startsCleanly(conversationId, region, mine, left))) continue;
-        const run = contiguous(left);
+      for (const [conversationId, first] of firstInWindow) {
+        const run = await this.#run(conversationId, region, first, since);
+        if (run.length === 0) continue;
         const { conversation } = await this.#d.persistence.readConversation({ conversationId });
         const members = conversation?.memberIds ?? [];
         const plan: Routed[] = run.map((message) => ({
@@ -120,50 +114,50 @@ export class Takeover {
         });
         delivered += run.length;
       }
-      this.#d.log.info({ region, messages: delivered }, "took over a dead region's deliveries");
+      if (delivered > 0) {
+        this.#d.log.info({ region, messages: delivered }, "took over a dead region's deliveries");
+      }
     }
     return delivered;
   }
 
   /**
-   * startsCleanly says whether the first message of the window can be delivered now: right
-   * after where this region's takeover stopped, or after messages that are all here and older
-   * than the window (their region delivered them while it was alive). A predecessor that
-   * replication has not brought yet is a hole: delivering past it would show the dead region's
-   * messages out of order on a device (the dead region may have routed it, but its inbox
-   * entries need not have crossed), so the conversation waits.
+   * run reads what to deliver of one conversation: the dead region's messages after this
+   * region's takeover cursor, in seq order, stopping at the first one replication has not
+   * brought (a hole: delivering past it would show the messages out of order on a device).
+   * Messages older than the window are left out while nothing newer came before them: their
+   * region delivered them while it was alive. The window's messages are found in the log, not
+   * in the outbox: a message and its outbox entry replicate independently.
    */
-  async #startsCleanly(
+  async #run(
     conversationId: string,
     origin: string,
-    mine: bigint,
-    list: Message[],
-  ): Promise<boolean> {
-    const first = (list[0] as Message).seq;
-    if (first === mine + 1n) return true;
-    const from = first - 1n - mine > LOOK_BACK ? first - 1n - LOOK_BACK : mine;
+    firstInWindow: bigint,
+    since: number,
+  ): Promise<Message[]> {
+    const { seqs } = await this.#d.persistence.readTakeovers({
+      conversationId,
+      originRegion: origin,
+    });
+    const mine = seqs[this.#d.region] ?? 0n;
+    const from = firstInWindow - 1n - mine > LOOK_BACK ? firstInWindow - 1n - LOOK_BACK : mine;
     const { messages } = await this.#d.persistence.readMessages({
       conversationId,
       originRegion: origin,
       afterSeq: from,
-      limit: Number(first - 1n - from),
+      limit: 1000,
     });
-    return (
-      messages.length === Number(first - 1n - from) &&
-      messages.every((m, i) => m.seq === from + 1n + BigInt(i))
-    );
+    const run: Message[] = [];
+    let next = from + 1n;
+    for (const m of messages) {
+      if (m.seq !== next) break;
+      next++;
+      if (run.length === 0 && hlcMillis(m.hlc) < since) continue;
+      run.push(m);
+    }
+    return run;
   }
 }
 
 /** LOOK_BACK bounds how many predecessors of a window are checked: older ones are long past. */
 const LOOK_BACK = 1000n;
-
-/** contiguous returns the run of consecutive seqs that starts the (seq-ordered) list. */
-function contiguous(list: Message[]): Message[] {
-  const run = [list[0] as Message];
-  for (const m of list.slice(1)) {
-    if (m.seq !== (run.at(-1) as Message).seq + 1n) break;
-    run.push(m);
-  }
-  return run;
-}
