@@ -19,8 +19,8 @@ const USAGE = `usage: npm run chaos -- [--embedded] [--users N] [--rate N] [--lo
   --embedded   both regions in this process on embedded backends (quick); by default every
                service is its own process on each region's DynamoDB Local, redis-server and
                mock Kafka (three brokers), and every fault is injected
-  --users N    simulated users (default 200; every fourth has a second device)
-  --rate N     sends per second over all devices, open loop (default 6)
+  --users N    simulated users (default 120; every fourth has a second device)
+  --rate N     sends per second over all devices, open loop (default 5)
   --load S     seconds of load; the faults happen within it (default 240)
   --out DIR    where the report goes (default chaos/results/<date>); the histories go to
                chaos/results/local/<date>/ (not committed)`;
@@ -30,8 +30,8 @@ function parse() {
   return parseArgs({
     options: {
       embedded: { type: "boolean", default: false },
-      users: { type: "string", default: "200" },
-      rate: { type: "string", default: "6" },
+      users: { type: "string", default: "120" },
+      rate: { type: "string", default: "5" },
       load: { type: "string", default: "240" },
       out: { type: "string" },
       help: { type: "boolean", short: "h", default: false },

@@ -134,7 +134,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         deviceId: d.device,
         reconnect: { initialMs: 100, maxMs: 2_000 },
         gapTimeoutMs: 500,
-        syncIntervalMs: 10_000,
+        syncIntervalMs: 30_000,
       });
       const id = `${d.user}/${d.device}`;
       recordClient(log, client, id);
