@@ -1,4 +1,11 @@
-import { fromBinary, fromJson, type JsonValue, toBinary, toJsonString } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  fromJson,
+  type JsonValue,
+  toBinary,
+  toJsonString,
+} from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { createValidator } from "@bufbuild/protovalidate";
 import {
@@ -24,6 +31,18 @@ export interface FrameError {
 }
 
 const validator = createValidator();
+
+/**
+ * warmFrameValidation compiles the frame rules now: protovalidate compiles them on first use,
+ * which costs ~90 ms, and the first frame of a new gateway (the latency probe's ping, often)
+ * should not pay it.
+ */
+export function warmFrameValidation(): void {
+  validator.validate(
+    ClientFrameSchema,
+    create(ClientFrameSchema, { kind: { case: "ping", value: { nonce: 1n } } }),
+  );
+}
 
 /**
  * decodeClientFrame parses and validates one WebSocket message. It never throws: anything

@@ -22,7 +22,7 @@ import { createAppHealth, type ServiceApp } from "../shared/service-app.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
 import type { TokenVerifier } from "./auth.ts";
 import { DeliveryCanary } from "./canary.ts";
-import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL } from "./codec.ts";
+import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL, warmFrameValidation } from "./codec.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { consumePresenceChanged } from "./consumers/presence-changed.ts";
 import { consumePresenceLease } from "./consumers/presence-lease.ts";
@@ -254,6 +254,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     connectionCount: () => connections.size,
     drain,
     async start() {
+      warmFrameValidation();
       stopListening = await deps.channel.listen(config.instanceId, onDelivery);
       const presenceDeps = {
         bus: deps.bus,
