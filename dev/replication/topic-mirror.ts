@@ -85,8 +85,14 @@ export async function mirrorTopics(opts: {
         if (next) state.oldestMs = next.timestampMs;
       }
     } catch (err) {
+      // The target is down or closed (a killed region): the batch is consumed again, so this
+      // is a retry, never a failure of the mirror.
       const message = (err as Error).message;
-      if (!closed && message !== lastError) onError(err as Error);
+      if (!closed && message !== lastError) {
+        const retry = new Error(`the target refused a batch (${message}); it will be retried`);
+        retry.name = "ReplicationRetry";
+        onError(retry);
+      }
       lastError = message;
       throw err;
     } finally {

@@ -152,6 +152,8 @@ function mirrorContract(name: string, factory: TwoBuses, opts: { serial?: boolea
     await mirrored.until(1);
     t.deepEqual(mirrored.values(), ["survivor"]);
     t.is(errors.length, 1, "a target that stays down is reported once, not at every retry");
+    t.is(errors[0]?.name, "ReplicationRetry", "a refused batch is retried, not a failure");
+    t.regex(errors[0]?.message ?? "", /target region unreachable/);
   });
 }
 
