@@ -1,10 +1,10 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import test, { type ExecutionContext } from "ava";
 import { ChatClient, ChatClientError, type ChatClientOptions } from "../../client/index.ts";
 import { TcpProxy } from "../../dev/tcp-proxy.ts";
 import { ErrorCode } from "../../gen/chat/v1/client_pb.ts";
 import type { LocalRegion } from "../../services/region/region.ts";
 import { within, withRegion } from "../support/region.ts";
+import { Terminal } from "../support/terminal.ts";
 import { ROOT } from "../support/tools.ts";
 
 // Two independent regions, each behind its own proxy, so a test can make one far away, cut it
@@ -190,48 +190,3 @@ test("the terminal client refuses a bad --regions list, naming the entry", async
   t.is(both.status, 2);
   t.regex(both.stderr, /--url .* or --regions, not both/);
 });
-
-/** Terminal drives `npm run chat` (client/cli.ts) through its stdin and stdout. */
-class Terminal {
-  readonly proc: ChildProcessWithoutNullStreams;
-  output = "";
-  #waiters: Array<() => void> = [];
-
-  constructor(t: ExecutionContext, args: string[]) {
-    this.proc = spawn(process.execPath, ["client/cli.ts", ...args], { cwd: ROOT });
-    const append = (d: Buffer) => {
-      this.output += d;
-      for (const w of this.#waiters.splice(0)) w();
-    };
-    this.proc.stdout.on("data", append);
-    this.proc.stderr.on("data", append);
-    t.teardown(() => {
-      this.proc.kill();
-    });
-  }
-
-  type(line: string) {
-    this.proc.stdin.write(`${line}\n`);
-  }
-
-  /** see waits until the output contains `text` (after `from`), and returns where it ends. */
-  see(text: string | RegExp, from = 0, ms = 10_000): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`never saw ${text} in:\n${this.output}`)),
-        ms,
-      );
-      const check = () => {
-        const rest = this.output.slice(from);
-        const m = typeof text === "string" ? rest.indexOf(text) : rest.search(text);
-        if (m >= 0) {
-          clearTimeout(timer);
-          resolve(from + m + 1);
-          return;
-        }
-        this.#waiters.push(check);
-      };
-      check();
-    });
-  }
-}

@@ -1,63 +1,18 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import test, { type ExecutionContext } from "ava";
 import type { LocalRegion } from "../../services/region/region.ts";
 import { withRegion } from "../support/region.ts";
+import { Terminal } from "../support/terminal.ts";
 import { ROOT } from "../support/tools.ts";
 
-/** Terminal drives `npm run chat` (client/cli.ts) through its stdin and stdout. */
-class Terminal {
-  readonly proc: ChildProcessWithoutNullStreams;
-  output = "";
-  #waiters: Array<() => void> = [];
-
-  constructor(t: ExecutionContext, region: LocalRegion, user: string) {
-    this.proc = spawn(
-      process.execPath,
-      ["client/cli.ts", "--user", user, "--url", region.wsUrl, "--issuer", region.issuer.url],
-      { cwd: ROOT },
-    );
-    this.proc.stdout.on("data", (d) => {
-      this.output += d;
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.proc.stderr.on("data", (d) => {
-      this.output += d;
-    });
-    t.teardown(() => {
-      this.proc.kill();
-    });
-  }
-
-  type(line: string) {
-    this.proc.stdin.write(`${line}\n`);
-  }
-
-  /** see waits until the output contains `text` (after `from`), and returns where it ends. */
-  see(text: string | RegExp, from = 0, ms = 10_000): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`never saw ${text} in:\n${this.output}`)),
-        ms,
-      );
-      const check = () => {
-        const rest = this.output.slice(from);
-        const m = typeof text === "string" ? rest.indexOf(text) : rest.search(text);
-        if (m >= 0) {
-          clearTimeout(timer);
-          resolve(from + m + 1);
-          return;
-        }
-        this.#waiters.push(check);
-      };
-      check();
-    });
-  }
+/** terminal starts `npm run chat` as `user` on `region`. */
+function terminal(t: ExecutionContext, region: LocalRegion, user: string): Terminal {
+  return new Terminal(t, ["--user", user, "--url", region.wsUrl, "--issuer", region.issuer.url]);
 }
 
 test("two terminal clients chat 1:1 and in a group, and an offline user catches up", async (t) => {
   const region = await withRegion(t);
-  const alice = new Terminal(t, region, "alice");
-  const bob = new Terminal(t, region, "bob");
+  const alice = terminal(t, region, "alice");
+  const bob = terminal(t, region, "bob");
   await alice.see("connected to local as alice");
   await bob.see("connected to local as bob");
 
@@ -78,7 +33,7 @@ test("two terminal clients chat 1:1 and in a group, and an offline user catches 
   await bob.see(/#club alice: welcome to the club/);
 
   // carol was never online: she gets everything when she first connects.
-  const carol = new Terminal(t, region, "carol");
+  const carol = terminal(t, region, "carol");
   await carol.see(/\* alice created "club" with alice, bob, carol/);
   await carol.see(/#club alice: welcome to the club/);
   t.pass();
