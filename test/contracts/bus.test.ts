@@ -1,4 +1,5 @@
 import test from "ava";
+import { pino } from "pino";
 import { type MockKafka, startMockKafka } from "../../dev/backends/kafka.ts";
 import { requireLibrary, requireProgram } from "../../dev/backends/processes.ts";
 import { KafkaBus } from "../../services/shared/adapters/kafka/kafka-bus.ts";
@@ -83,6 +84,38 @@ if (kafka.available && librdkafka.available) {
     const deadline = Date.now() + 30_000;
     while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     t.deepEqual(got, ["still consumed"]);
+  });
+  test("KafkaBus: a closed bus does not start a crashed consumer again", async (t) => {
+    const own = await startMockKafka({ brokers: 1 });
+    t.teardown(() => own.stop());
+    const crashes: string[] = [];
+    const log = pino(
+      { level: "error" },
+      {
+        write: (line: string) => {
+          const { msg } = JSON.parse(line);
+          if (msg.startsWith("bus consumer")) crashes.push(msg);
+        },
+      },
+    );
+    const bus = new KafkaBus(
+      { clientId: "closing", brokers: own.brokers },
+      { sessionTimeoutMs: 3_000, maxWaitMs: 100 },
+      log,
+    );
+    await own.createTopic("closing", 1);
+    // Two refused group syncs: a consumer started again after the close would crash again.
+    await own.failNext(14, 42, 2);
+    await bus.subscribe({ groupId: "closing-group", topics: ["closing"], handler: async () => {} });
+    const deadline = Date.now() + 30_000;
+    while (crashes.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    t.deepEqual(crashes, ["bus consumer crashed; starting it again"]);
+    // Closed within the restart delay (500 ms): nothing may start again, or the process never
+    // exits (a consumer retrying a broker that is gone keeps it alive).
+    await bus.close();
+    await new Promise((r) => setTimeout(r, 3_000));
+    t.deepEqual(crashes, ["bus consumer crashed; starting it again"]);
   });
 } else {
   test.skip(`KafkaBus: ${kafka.why || librdkafka.why}`, () => {});

@@ -108,7 +108,7 @@ export class KafkaBus implements Bus {
       // group request with an error it does not expect): the consumer leaves its group and
       // consumes nothing, silently. A consumer of this bus never gives up: it starts again.
       c.on(c.events.CRASH, ({ payload }) => {
-        if (payload.restart || closed) return;
+        if (payload.restart || closed || this.#closed) return;
         this.#consumers.delete(c);
         const delayMs = Math.min(30_000, 500 * 2 ** restarts++);
         this.#log.error(
@@ -116,7 +116,7 @@ export class KafkaBus implements Bus {
           "bus consumer crashed; starting it again",
         );
         restartTimer = setTimeout(() => {
-          if (!closed)
+          if (!closed && !this.#closed)
             start().catch((err) => this.#log.error({ err }, "bus consumer restart failed"));
         }, delayMs);
       });
@@ -124,6 +124,12 @@ export class KafkaBus implements Bus {
         restarts = 0;
       });
       await c.connect();
+      if (closed || this.#closed) {
+        // Closed while this (re)start was connecting: the close did not see this consumer.
+        this.#consumers.delete(c);
+        await c.disconnect();
+        return;
+      }
       await c.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false });
       await c.run({
         autoCommit: false,
@@ -147,6 +153,7 @@ export class KafkaBus implements Bus {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // A consumer's own restart timer checks #closed; the consumers running now stop here.
     await Promise.all([...this.#consumers].map((c) => c.disconnect()));
     this.#consumers.clear();
     if (this.#producer) await (await this.#producer).disconnect();
