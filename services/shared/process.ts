@@ -1,8 +1,10 @@
 import { createShared, createStores, type Shared, type Stores } from "./backends.ts";
 import { createServiceClients, type ServiceClients } from "./clients.ts";
 import type { CommonConfig } from "./config.ts";
+import { watchConsumers } from "./consumer-health.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import type { Bus } from "./ports/bus.ts";
 import { type ServiceApp, serveApp } from "./service-app.ts";
 
 /** ProcessContext is what a service's main.ts builds its app from. */
@@ -49,14 +51,21 @@ export async function runService<C extends CommonConfig>(
         return opened;
       };
     };
+    let bus: Bus | undefined;
+    const shared = once(async () => {
+      const opened = await createShared(config, log);
+      bus = opened.bus;
+      return opened;
+    });
     const app = await build({
       config,
       log,
       metrics: createMetrics(name),
       clients,
       stores: once(() => createStores(config, log)),
-      shared: once(() => createShared(config, log)),
+      shared,
     });
+    if (bus) closers.push(watchConsumers({ bus, health: app.health, metrics: app.metrics, log }));
     const running = await serveApp(app, { port: config.port, host: config.host });
     stopOnSignals(async () => {
       await running.stop();

@@ -1,5 +1,10 @@
 import test from "ava";
-import { type Bus, type BusRecord, RetryLater } from "../../services/shared/ports/bus.ts";
+import {
+  type Bus,
+  type BusRecord,
+  type ConsumerStatus,
+  RetryLater,
+} from "../../services/shared/ports/bus.ts";
 
 /** BusFactory makes a bus on a fresh backend (or fresh topics of a shared one). */
 export type BusFactory = () => Promise<{
@@ -37,6 +42,15 @@ class Collector {
       };
       this.#check();
     });
+  }
+}
+
+/** until polls `holds` until it is true, or fails after `ms` saying what `state` shows. */
+async function until(holds: () => boolean, state: () => string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!holds()) {
+    if (Date.now() > deadline) throw new Error(`timed out; consumers: ${state()}`);
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 
@@ -141,6 +155,44 @@ export function busContract(
     await members.until(() => new Set(members.values()).size >= n);
     t.is(new Set(other.values()).size, n);
     t.is(m1.records.length + m2.records.length >= n, true);
+  });
+
+  test(`${name}: consumers report the partitions they hold; one that leaves hands its share over`, async (t) => {
+    const { bus, topic } = await withBus(t);
+    const name = await topic(uid("owners"));
+    const group = uid("g");
+    const join = () =>
+      bus.subscribe({
+        groupId: group,
+        topics: [name],
+        fromBeginning: true,
+        handler: async () => {},
+      });
+    const first = await join();
+    await join();
+    const mine = () => bus.consumers().filter((c) => c.groupId === group);
+    const held = (c: ConsumerStatus) => [...(c.partitions[name] ?? [])].sort((x, y) => x - y);
+    await until(
+      () =>
+        mine().length === 2 && mine().every((c) => c.state === "consuming" && held(c).length > 0),
+      () => JSON.stringify(mine()),
+    );
+    const [a, b] = mine() as [ConsumerStatus, ConsumerStatus];
+    t.deepEqual(
+      held(a).filter((p) => held(b).includes(p)),
+      [],
+      "no partition is held twice",
+    );
+    const all = [...held(a), ...held(b)].sort((x, y) => x - y);
+    await first.close();
+    await until(
+      () =>
+        mine().length === 1 &&
+        mine()[0]?.state === "consuming" &&
+        held(mine()[0] as ConsumerStatus).length === all.length,
+      () => JSON.stringify(mine()),
+    );
+    t.deepEqual(held(mine()[0] as ConsumerStatus), all, "the member left holds every partition");
   });
 
   test(`${name}: a batch whose handler throws is delivered again`, async (t) => {

@@ -4,7 +4,10 @@ import { type MockKafka, startMockKafka } from "../../dev/backends/kafka.ts";
 import { requireLibrary, requireProgram } from "../../dev/backends/processes.ts";
 import { KafkaBus } from "../../services/shared/adapters/kafka/kafka-bus.ts";
 import { MemoryBus } from "../../services/shared/adapters/memory/memory-bus.ts";
+import { CONSUMERS_CHECK, watchConsumers } from "../../services/shared/consumer-health.ts";
+import { createHealth } from "../../services/shared/health.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
+import { createMetrics } from "../../services/shared/metrics.ts";
 import { busContract } from "./bus.suite.ts";
 
 busContract("MemoryBus", async () => ({ bus: new MemoryBus(), topic: async (name) => name }));
@@ -71,6 +74,18 @@ if (kafka.available && librdkafka.available) {
     // SyncGroup (API key 14) answered with INVALID_REQUEST (42), as the mock broker sometimes
     // answers during rebalances: kafkajs counts it as not retriable and stops its consumer.
     await own.failNext(14, 42, 1);
+    // Health watches the consumer the way a service process does.
+    const health = createHealth([]);
+    health.setServing(true);
+    const seen = new Set<string>();
+    const stopWatching = watchConsumers({
+      bus,
+      health,
+      metrics: createMetrics("test", { processMetrics: false }),
+      log: silentLogger,
+      intervalMs: 20,
+    });
+    t.teardown(stopWatching);
     const got: string[] = [];
     await bus.subscribe({
       groupId: "crashy-group",
@@ -82,8 +97,21 @@ if (kafka.available && librdkafka.available) {
     });
     await bus.publish("crashy", [{ key: "k", value: new TextEncoder().encode("still consumed") }]);
     const deadline = Date.now() + 30_000;
-    while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (got.length === 0 && Date.now() < deadline) {
+      const failing = health.failing()[CONSUMERS_CHECK];
+      if (failing) seen.add(failing.replace(/\d+ s ago/, "N s ago"));
+      await new Promise((r) => setTimeout(r, 10));
+    }
     t.deepEqual(got, ["still consumed"]);
+    t.true(
+      [...seen].some((f) => /^crashy-group crashed N s ago \(.+\); restarting$/.test(f)),
+      `health failed while the consumer was down: ${[...seen].join(" | ")}`,
+    );
+    const [status] = bus.consumers();
+    t.like(status, { groupId: "crashy-group", state: "consuming", restarts: 1 });
+    t.deepEqual(status?.partitions, { crashy: [0, 1] });
+    await new Promise((r) => setTimeout(r, 60));
+    t.true(health.serving(), "health holds again once the consumer runs");
   });
   test("KafkaBus: a closed bus does not start a crashed consumer again", async (t) => {
     const own = await startMockKafka({ brokers: 1 });

@@ -137,6 +137,7 @@ function mirrorContract(name: string, factory: TwoBuses, opts: { serial?: boolea
         await b.publish(name, records);
       },
       subscribe: (o) => b.subscribe(o),
+      consumers: () => b.consumers(),
       close: () => b.close(),
     };
     const errors: Error[] = [];

@@ -25,8 +25,34 @@ export interface Bus {
    */
   subscribe(opts: SubscribeOptions): Promise<Subscription>;
 
+  /**
+   * consumers tells what every open subscription is doing now: health and the operators read
+   * it, so a consumer that stopped is never invisible.
+   */
+  consumers(): ConsumerStatus[];
+
   /** close stops every subscription and producer. */
   close(): Promise<void>;
+}
+
+/** ConsumerStatus is the state of one subscription. */
+export interface ConsumerStatus {
+  groupId: string;
+  topics: string[];
+  /**
+   * joining: waiting for its group to (re)assign partitions; consuming: holds its share of
+   * the partitions (possibly none, when the group has more members than partitions);
+   * restarting: it crashed and is being started again.
+   */
+  state: "joining" | "consuming" | "restarting";
+  /** partitions held now, by topic. */
+  partitions: Record<string, number[]>;
+  /** restarts counts the crashes it was started again after. */
+  restarts: number;
+  /** error is why it last crashed. */
+  error?: string;
+  /** sinceMs is when it entered its state (Unix ms). */
+  sinceMs: number;
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   type Bus,
   type BusRecord,
   type BusRecordInput,
+  type ConsumerStatus,
   RetryLater,
   type SubscribeOptions,
   type Subscription,
@@ -43,6 +44,7 @@ export class KafkaBus implements Bus {
   readonly #opts: KafkaBusOptions;
   readonly #log: Logger;
   readonly #consumers = new Set<Consumer>();
+  readonly #statuses = new Set<ConsumerStatus>();
   #producer: Promise<Producer> | undefined;
   #topicsReady: Promise<void> | undefined;
   #closed = false;
@@ -90,8 +92,23 @@ export class KafkaBus implements Bus {
     await this.#ensureTopics();
     let consumer: Consumer | undefined;
     let closed = false;
-    let restarts = 0;
     let restartTimer: NodeJS.Timeout | undefined;
+    const status: ConsumerStatus = {
+      groupId: opts.groupId,
+      topics: [...opts.topics],
+      state: "joining",
+      partitions: {},
+      restarts: 0,
+      sinceMs: Date.now(),
+    };
+    const enter = (state: ConsumerStatus["state"], partitions: Record<string, number[]> = {}) => {
+      if (status.state !== state) status.sinceMs = Date.now();
+      status.state = state;
+      status.partitions = partitions;
+    };
+    this.#statuses.add(status);
+    /** backoff is how many crashes in a row the next restart waits for (reset on a join). */
+    let backoff = 0;
     const start = async () => {
       const c = this.#kafka.consumer({
         groupId: opts.groupId,
@@ -108,9 +125,17 @@ export class KafkaBus implements Bus {
       // group request with an error it does not expect): the consumer leaves its group and
       // consumes nothing, silently. A consumer of this bus never gives up: it starts again.
       c.on(c.events.CRASH, ({ payload }) => {
-        if (payload.restart || closed || this.#closed) return;
+        if (closed || this.#closed) return;
+        status.error = payload.error.message;
+        if (payload.restart) {
+          // A retriable error (a broker away for longer than the retries): kafkajs rejoins.
+          enter("joining");
+          return;
+        }
+        enter("restarting");
         this.#consumers.delete(c);
-        const delayMs = Math.min(30_000, 500 * 2 ** restarts++);
+        status.restarts++;
+        const delayMs = Math.min(30_000, 500 * 2 ** backoff++);
         this.#log.error(
           { groupId: opts.groupId, err: payload.error, delayMs },
           "bus consumer crashed; starting it again",
@@ -120,8 +145,12 @@ export class KafkaBus implements Bus {
             start().catch((err) => this.#log.error({ err }, "bus consumer restart failed"));
         }, delayMs);
       });
-      c.on(c.events.GROUP_JOIN, () => {
-        restarts = 0;
+      c.on(c.events.REBALANCING, () => {
+        if (status.state !== "restarting") enter("joining");
+      });
+      c.on(c.events.GROUP_JOIN, ({ payload }) => {
+        backoff = 0;
+        enter("consuming", payload.memberAssignment);
       });
       await c.connect();
       if (closed || this.#closed) {
@@ -143,6 +172,7 @@ export class KafkaBus implements Bus {
       close: async () => {
         closed = true;
         clearTimeout(restartTimer);
+        this.#statuses.delete(status);
         if (consumer) {
           this.#consumers.delete(consumer);
           await consumer.disconnect();
@@ -151,11 +181,16 @@ export class KafkaBus implements Bus {
     };
   }
 
+  consumers(): ConsumerStatus[] {
+    return [...this.#statuses].map((s) => ({ ...s, partitions: { ...s.partitions } }));
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     // A consumer's own restart timer checks #closed; the consumers running now stop here.
     await Promise.all([...this.#consumers].map((c) => c.disconnect()));
     this.#consumers.clear();
+    this.#statuses.clear();
     if (this.#producer) await (await this.#producer).disconnect();
   }
 

@@ -2,6 +2,7 @@ import {
   type Bus,
   type BusRecord,
   type BusRecordInput,
+  type ConsumerStatus,
   RetryLater,
   type SubscribeOptions,
   type Subscription,
@@ -17,6 +18,8 @@ interface Partition {
 interface Member {
   id: number;
   topics: Set<string>;
+  /** since is when it joined (it consumes from then on). */
+  since: number;
   handler: (batch: BusRecord[]) => Promise<void>;
   inflight: Set<Promise<void>>;
 }
@@ -100,6 +103,7 @@ export class MemoryBus implements Bus {
     const member: Member = {
       id: this.#nextMember++,
       topics: new Set(opts.topics),
+      since: Date.now(),
       handler: opts.handler,
       inflight: new Set(),
     };
@@ -114,6 +118,29 @@ export class MemoryBus implements Bus {
         await Promise.allSettled([...member.inflight]);
       },
     };
+  }
+
+  consumers(): ConsumerStatus[] {
+    const out: ConsumerStatus[] = [];
+    for (const g of this.#groups.values()) {
+      for (const m of g.members) {
+        const partitions: Record<string, number[]> = {};
+        for (const [tp, owner] of g.owners) {
+          if (owner !== m) continue;
+          const [topic, p] = tp.split("\u0000") as [string, string];
+          partitions[topic] = [...(partitions[topic] ?? []), Number(p)];
+        }
+        out.push({
+          groupId: g.id,
+          topics: [...m.topics],
+          state: "consuming",
+          partitions,
+          restarts: 0,
+          sinceMs: m.since,
+        });
+      }
+    }
+    return out;
   }
 
   async close(): Promise<void> {
