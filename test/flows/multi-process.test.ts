@@ -103,6 +103,60 @@ if (missing) {
   );
 
   test.serial(
+    "both messaging tasks route; when one is killed the other takes over its partitions",
+    async (t) => {
+      const r = region as ProcessRegion;
+      const [gw1, gw2] = r.gatewayUrls as [string, string];
+      const held = () =>
+        Promise.all(["messaging-1", "messaging-2"].map((n) => routingPartitions(r.process(n).url)));
+      // A task may have to start its consumer again (see KafkaBus) before the group settles.
+      let shares = await held();
+      const deadline = Date.now() + 30_000;
+      while (!shares.every((n) => n > 0) && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 200));
+        shares = await held();
+      }
+      t.true(
+        shares.every((n) => n > 0),
+        `both tasks hold routing partitions: ${JSON.stringify(shares)}`,
+      );
+      const total = shares.reduce((a, b) => a + b, 0);
+
+      const killedAt = Date.now();
+      await r.process("messaging-2").kill();
+      const survivor = r.process("messaging-1").url;
+      let tookMs = -1;
+      while (Date.now() - killedAt < 30_000) {
+        if ((await routingPartitions(survivor)) === total) {
+          tookMs = Date.now() - killedAt;
+          break;
+        }
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      t.true(tookMs >= 0, `the survivor took all ${total} routing partitions`);
+      t.log(`the survivor held every routing partition ${tookMs} ms after the kill`);
+
+      // Conversations spread over the partitions: every one of them is routed by the survivor.
+      const lee = client(t, "lee", [gw1, gw2]);
+      const leeSaw = new MessageRecorder(lee);
+      await lee.connect();
+      const senders = ["mo", "nia", "oz", "pam", "quin", "rex"].map((u) =>
+        client(t, u, [gw2, gw1]),
+      );
+      await Promise.all(senders.map((c) => c.connect()));
+      const dms = await Promise.all(senders.map((c) => c.createDirect("lee")));
+      await Promise.all(
+        senders.map((c, i) => c.send((dms[i] as { id: string }).id, `to lee ${i}`)),
+      );
+      for (const [i, dm] of dms.entries()) {
+        await leeSaw.count(1, dm.id, 20_000);
+        t.deepEqual(leeSaw.texts(dm.id), [`to lee ${i}`]);
+      }
+      await r.process("messaging-2").start();
+    },
+  );
+
+  test.serial(
     "a messaging task killed between persisting and publishing loses nothing",
     async (t) => {
       const r = region as ProcessRegion;
@@ -194,4 +248,17 @@ if (missing) {
       t.deepEqual(joSaw.texts(dm.id), ["before the drain", "after the drain"]);
     },
   );
+}
+
+/** routingPartitions reads from a messaging task's /metrics how many routing partitions it holds. */
+async function routingPartitions(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let held = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("chat_bus_consumer_partitions{")) continue;
+    if (!line.includes('group="messaging-routing"') || !line.includes('state="consuming"'))
+      continue;
+    held += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return held;
 }
