@@ -99,7 +99,13 @@ export type ChatClientEvents = {
    * is unset on the first connection); `reason` says why the previous one was left.
    */
   region: (info: { from?: string; to: string; reason: string }) => void;
-  /** disconnected: the socket closed; `reconnectInMs` is set when the client will retry. */
+  /**
+   * disconnected: the socket closed, or an attempt failed; `reconnectInMs` is set when the
+   * client will retry. 4401: the token was refused (after two refusals in a row without a
+   * welcome, the client gives up and `connect()` rejects with UNAUTHENTICATED). 1011: the
+   * server could not open a session now (e.g. its identity provider is unavailable; `reason`
+   * says why): the client retries with backoff for as long as it takes.
+   */
   disconnected: (info: { code: number; reason: string; reconnectInMs?: number }) => void;
   /**
    * moved: a copy of a message already shown (a send that landed in two regions) sorts earlier
@@ -119,7 +125,10 @@ export type ChatClientEvents = {
    * are no longer in its inbox. Reload history for the conversations on screen.
    */
   expired: (regions: Map<string, bigint>) => void;
-  /** error: the server reported a problem that answers no request of this client. */
+  /**
+   * error: the server reported a problem that answers no request of this client, or could not
+   * accept a hello for now (UNAVAILABLE, retryable; a `disconnected` and a retry follow).
+   */
   error: (error: ChatClientError) => void;
   /**
    * attempt: a send went on the wire to `region` (the first time and every retry, with the
@@ -740,14 +749,23 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       case "goAway":
         this.#goAway = k.value;
         return;
-      case "error":
-        // A refused hello is reported by the close that follows it.
-        if (k.value.code === ErrorCode.UNAUTHENTICATED && this.#state !== "connected") break;
+      case "error": {
+        // Before the welcome, an error answers the hello. A refused token is reported by the
+        // 4401 close that follows it.
+        const hello = this.#state !== "connected";
+        if (k.value.code === ErrorCode.UNAUTHENTICATED && hello) break;
         this.emit(
           "error",
           new ChatClientError(k.value.code, k.value.message, k.value.field, k.value.retryable),
         );
+        // The server cannot open a session now (e.g. its identity provider is down): not the
+        // token's fault. The attempt has failed; retry with backoff, however long it takes.
+        const ws = this.#ws;
+        if (hello && k.value.code === ErrorCode.UNAVAILABLE && ws) {
+          this.#abandon(ws, 1011, k.value.message);
+        }
         break;
+      }
       default:
         break;
     }

@@ -10,7 +10,10 @@ export interface Identity {
 
 /** TokenVerifier checks a client's bearer token. */
 export interface TokenVerifier {
-  /** verify resolves the identity or rejects with an AuthError saying what is wrong. */
+  /**
+   * verify resolves the identity, or rejects with an AuthError saying what is wrong with the
+   * token, or with an AuthUnavailableError when the token could not be checked at all.
+   */
   verify(token: string): Promise<Identity>;
 }
 
@@ -19,26 +22,73 @@ export class AuthError extends Error {
   override name = "AuthError";
 }
 
+/**
+ * AuthUnavailableError says a token could not be checked because the keys to check it could
+ * not be had: the identity provider's key set did not come (HTTP error, timeout, connection
+ * error) or was unusable. The token may well be valid; the client should retry later. The
+ * message is fit for the client; `detail` (and `cause`) are for the server's logs.
+ */
+export class AuthUnavailableError extends Error {
+  override name = "AuthUnavailableError";
+  readonly detail: string;
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super("identity provider unavailable: could not fetch signing keys; retry", options);
+    this.detail = detail;
+  }
+}
+
 /** ALGORITHMS are the JWS algorithms accepted: asymmetric only, so gateways hold no secret. */
 export const ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
+
+/**
+ * JWKS_TIMEOUT_MS bounds one fetch of the key set. It is shorter than the SDK's 5 s wait for a
+ * welcome, so a client whose hello waits on a hanging identity provider hears why it failed.
+ */
+export const JWKS_TIMEOUT_MS = 3_000;
 
 /**
  * createJwtVerifier verifies JWTs against a JSON Web Key Set (fetched from `jwksUrl` and cached,
  * or given directly), checking signature, expiry, and issuer and audience when configured.
  * The user id is the `sub` claim, which must be a valid id.
+ *
+ * A token is refused (AuthError) only when it is at fault: a bad signature or claim, or a key
+ * id the set does not have. When the set cannot be fetched or used, verify rejects with
+ * AuthUnavailableError instead. A failed fetch is not cached: the set is fetched again by the
+ * next verify that needs it (jose starts its refetch cooldown only from a successful fetch),
+ * so the gateway recovers as soon as the identity provider does.
  */
 export function createJwtVerifier(opts: {
   jwksUrl?: string;
   keys?: JWTVerifyGetKey;
   issuer?: string;
   audience?: string;
+  /** timeoutMs bounds one fetch of the key set (default JWKS_TIMEOUT_MS). */
+  timeoutMs?: number;
 }): TokenVerifier {
-  const keys =
+  const timeoutMs = opts.timeoutMs ?? JWKS_TIMEOUT_MS;
+  const source =
     opts.keys ??
     createRemoteJWKSet(new URL(opts.jwksUrl ?? ""), {
+      timeoutDuration: timeoutMs,
       cooldownDuration: 30_000,
       cacheMaxAge: 10 * 60_000,
     });
+  const keys: JWTVerifyGetKey = async (header, token) => {
+    try {
+      return await source(header, token);
+    } catch (err) {
+      // The token names a key the (fresh enough) set lacks, or is ambiguous: its fault.
+      if (
+        err instanceof errors.JWKSNoMatchingKey ||
+        err instanceof errors.JWKSMultipleMatchingKeys
+      ) {
+        throw err;
+      }
+      throw new AuthUnavailableError(describeKeyFailure(err, opts.jwksUrl, timeoutMs), {
+        cause: err,
+      });
+    }
+  };
   return {
     async verify(token) {
       try {
@@ -56,7 +106,7 @@ export function createJwtVerifier(opts: {
           expiresAtMs: payload.exp === undefined ? undefined : payload.exp * 1000,
         };
       } catch (err) {
-        if (err instanceof AuthError) throw err;
+        if (err instanceof AuthError || err instanceof AuthUnavailableError) throw err;
         if (err instanceof errors.JWTExpired) throw new AuthError("token expired");
         if (err instanceof errors.JWTClaimValidationFailed) {
           throw new AuthError(`token claim ${err.claim} is not accepted`);
@@ -66,4 +116,20 @@ export function createJwtVerifier(opts: {
       }
     },
   };
+}
+
+/** describeKeyFailure says, for the logs, why the key set could not be had. */
+function describeKeyFailure(err: unknown, url: string | undefined, timeoutMs: number): string {
+  const where = url ? `key set ${url}` : "key set";
+  if (err instanceof errors.JWKSTimeout) return `${where}: no answer within ${timeoutMs} ms`;
+  if (err instanceof errors.JWKSInvalid) return `${where} is not usable: ${err.message}`;
+  // jose: "Expected 200 OK …" for any other status, "Failed to parse …" for a body not JSON.
+  if (err instanceof errors.JOSEError) return `${where}: ${err.message}`;
+  if (err instanceof Error) {
+    // fetch fails with a TypeError whose cause says why (ECONNREFUSED, ENOTFOUND, …).
+    const cause = err.cause as { code?: string; message?: string } | undefined;
+    const why = cause?.code ?? cause?.message;
+    return `${where}: ${err.message}${why ? ` (${why})` : ""}`;
+  }
+  return `${where}: ${String(err)}`;
 }

@@ -22,7 +22,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import type { Session } from "../shared/ports/session-registry.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
-import { AuthError, type TokenVerifier } from "./auth.ts";
+import { AuthError, AuthUnavailableError, type TokenVerifier } from "./auth.ts";
 import {
   decodeClientFrame,
   type Encoding,
@@ -30,7 +30,7 @@ import {
   reencodeServerFrame,
 } from "./codec.ts";
 
-/** Close codes the gateway uses (besides the standard 1000, 1009 and 1012). */
+/** Close codes the gateway uses (besides the standard 1000 and 1009). */
 export const CLOSE = {
   /** The token was missing, invalid or expired: get a fresh one, then reconnect. */
   unauthenticated: 4401,
@@ -40,6 +40,12 @@ export const CLOSE = {
   disconnected: 4000,
   /** The client read too slowly; reconnect and resume. */
   slowConsumer: 1013,
+  /**
+   * The server could not open the session, through no fault of the client or its token (e.g.
+   * the identity provider's signing keys could not be fetched): an UNAVAILABLE error frame
+   * says why. Reconnect with backoff, with the same token.
+   */
+  unavailable: 1011,
   /** Graceful drain: reconnect (to another instance). */
   serviceRestart: 1012,
 } as const;
@@ -327,9 +333,19 @@ export class Connection {
         this.close(CLOSE.unauthenticated, err.message);
         return;
       }
+      if (err instanceof AuthUnavailableError) {
+        // Not the token's fault: the client keeps its token and retries with backoff.
+        host.log.warn(
+          { err: err.cause, detail: err.detail, session: this.sessionId },
+          "hello refused for now: identity provider unavailable",
+        );
+        this.#error(requestId, ErrorCode.UNAVAILABLE, err.message, "", true);
+        this.close(CLOSE.unavailable, "identity provider unavailable");
+        return;
+      }
       host.log.error({ err, session: this.sessionId }, "hello failed");
       this.#error(requestId, ErrorCode.UNAVAILABLE, "could not open the session; retry", "", true);
-      this.close(1011, "internal error");
+      this.close(CLOSE.unavailable, "internal error");
     }
   }
 
