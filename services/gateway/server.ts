@@ -79,6 +79,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   const subscriptions: Subscription[] = [];
   const timers: NodeJS.Timeout[] = [];
   let stopListening: (() => Promise<void>) | undefined;
+  let stopReconnect: (() => void) | undefined;
   let stopWatching: (() => void) | undefined;
   let draining = false;
   /** killed: a crash leaves its sessions registered (they expire) and says nothing to anyone. */
@@ -212,6 +213,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
 
   async function shutdown() {
     canary.stop();
+    stopReconnect?.();
     for (const t of timers.splice(0)) clearInterval(t);
     await Promise.all(subscriptions.splice(0).map((s) => s.close()));
     await stopListening?.();
@@ -298,6 +300,12 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       };
       await refresh();
       timers.push(setInterval(refresh, Math.max(1_000, config.sessionTtlMs / 3)));
+      // A registry that comes back may have lost every session: without this, deliveries to
+      // devices connected all along would find nobody until the next refresh.
+      stopReconnect = registry.onReconnect(() => {
+        log.info("session registry reconnected: registering this gateway's sessions again");
+        void refresh();
+      });
       canary.start();
       timers.push(
         setInterval(

@@ -152,5 +152,25 @@ export function sessionRegistryContract(
         );
       },
     );
+
+    test.serial(
+      `${name}: a connection that comes back is reported, so gateways register again at once`,
+      async (t) => {
+        const registry = await withRegistry(t);
+        // The first connection is not a comeback.
+        await registry.lookup([uid("u")]);
+        let comebacks = 0;
+        const stop = registry.onReconnect(() => comebacks++);
+        await sleep(200);
+        t.is(comebacks, 0);
+        await restart();
+        for (let i = 0; i < 100 && comebacks === 0; i++) await sleep(50);
+        t.is(comebacks, 1, "one comeback per restart");
+        stop();
+        await restart();
+        await registry.lookup([uid("u")]).catch(() => registry.lookup([uid("u")]));
+        t.is(comebacks, 1, "no report once the listener stopped");
+      },
+    );
   }
 }

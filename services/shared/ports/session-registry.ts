@@ -4,7 +4,8 @@
  * refreshed, and an instance whose lease lapses is treated as gone with all its sessions.
  *
  * Gateways register on connect, unregister on close, and refresh all their live sessions
- * periodically (which also restores them after the registry lost its data). Messaging looks
+ * periodically, and at once when the registry comes back after an outage (which restores
+ * them after the registry lost its data). Messaging looks
  * users up to find the instances to deliver to.
  *
  * Implementations: MemorySessionRegistry (one process), RedisSessionRegistry.
@@ -44,6 +45,14 @@ export interface SessionRegistry {
 
   /** remotePresence returns, per user, which of `regions` currently report the user online. */
   remotePresence(userIds: string[], regions: readonly string[]): Promise<Map<string, string[]>>;
+
+  /**
+   * onReconnect calls `listener` each time the connection to the registry comes back after it
+   * was lost: the registry may have lost its data (a Redis restart or failover), so gateways
+   * register their sessions again at once rather than at their next refresh. Returns a
+   * function that stops listening.
+   */
+  onReconnect(listener: () => void): () => void;
 
   close(): Promise<void>;
 }

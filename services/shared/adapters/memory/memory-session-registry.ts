@@ -92,6 +92,11 @@ export class MemorySessionRegistry implements SessionRegistry {
     return out;
   }
 
+  /** onReconnect: an in-process registry never loses its connection. */
+  onReconnect(_listener: () => void): () => void {
+    return () => {};
+  }
+
   async close() {}
 
   #live(userId: string): Session[] {

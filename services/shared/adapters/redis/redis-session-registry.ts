@@ -99,7 +99,8 @@ interface StoredSession {
  * gateway and messaging task of a region. A session's lifetime is its TTL, renewed by its
  * gateway's refresh; a gateway's sessions also die with its lease, so a crashed instance stops
  * receiving deliveries as soon as its lease lapses rather than when each session would expire.
- * After Redis loses its data (restart, failover), the gateways' next refresh restores it.
+ * After Redis loses its data (restart, failover), the gateways register their sessions again as
+ * soon as the connection is back (onReconnect).
  */
 export class RedisSessionRegistry implements SessionRegistry {
   readonly #redis: Redis;
@@ -206,6 +207,19 @@ export class RedisSessionRegistry implements SessionRegistry {
       });
     }
     return out;
+  }
+
+  onReconnect(listener: () => void): () => void {
+    // ioredis says "ready" on every (re)connection: the first one is not a comeback.
+    let connected = this.#redis.status === "ready";
+    const onReady = () => {
+      if (connected) listener();
+      connected = true;
+    };
+    this.#redis.on("ready", onReady);
+    return () => {
+      this.#redis.off("ready", onReady);
+    };
   }
 
   async close() {
