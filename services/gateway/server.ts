@@ -1,14 +1,15 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import type { Client } from "@connectrpc/connect";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { type Client, ConnectError } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
 import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
 import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
-import type {
-  BatchDeliveredItemSchema,
-  BatchSendItemSchema,
-  MessagingService,
+import {
+  type BatchDeliveredItemSchema,
+  type BatchSendItemSchema,
+  type MessagingService,
+  OutcomeSchema,
 } from "../../gen/chat/v1/messaging_pb.ts";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
 import { Batcher } from "../shared/batcher.ts";
@@ -20,6 +21,7 @@ import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
 import type { SessionRegistry } from "../shared/ports/session-registry.ts";
 import { createAppHealth, type ServiceApp } from "../shared/service-app.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
+import { AckRetry } from "./ack-retry.ts";
 import type { TokenVerifier } from "./auth.ts";
 import { DeliveryCanary } from "./canary.ts";
 import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL, warmFrameValidation } from "./codec.ts";
@@ -112,6 +114,11 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       (await deps.messaging.batchMarkDelivered({ items })).outcomes,
   });
 
+  const ackRetry = new AckRetry({
+    send: async (items) => (await deps.messaging.batchMarkDelivered({ items })).outcomes,
+    log,
+  });
+
   const host: ConnectionHost = {
     instanceId: config.instanceId,
     region: config.region,
@@ -124,7 +131,23 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     messaging: deps.messaging,
     notification: deps.notification,
     sendMessage: (actor, draft) => sends.add({ actor, draft }),
-    markDelivered: (actor, conversations) => acks.add({ actor, conversations }),
+    // An ack that fails for a reason that may pass is taken (the client is answered ok) and
+    // sent again by ackRetry: the client would not send the same position again by itself.
+    markDelivered: async (actor, conversations) => {
+      try {
+        const outcome = await acks.add({ actor, conversations });
+        const error = outcome.error;
+        if (error && AckRetry.retryable(new ConnectError(error.message, error.code as number))) {
+          ackRetry.hold(actor, conversations);
+          return create(OutcomeSchema);
+        }
+        return outcome;
+      } catch (err) {
+        if (!AckRetry.retryable(err)) throw err;
+        ackRetry.hold(actor, conversations);
+        return create(OutcomeSchema);
+      }
+    },
     bus: deps.bus,
     clock: createHybridClock(),
     log,
@@ -213,6 +236,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
 
   async function shutdown() {
     canary.stop();
+    ackRetry.close();
     stopReconnect?.();
     for (const t of timers.splice(0)) clearInterval(t);
     await Promise.all(subscriptions.splice(0).map((s) => s.close()));

@@ -1,0 +1,179 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import type { ConversationPosition } from "../../gen/chat/v1/client_pb.ts";
+import type { BatchDeliveredItemSchema, Outcome } from "../../gen/chat/v1/messaging_pb.ts";
+import { Code, isRetryableCode } from "../shared/errors.ts";
+import type { Caller } from "../shared/interceptors.ts";
+import type { Logger } from "../shared/logger.ts";
+
+type Item = MessageInitShape<typeof BatchDeliveredItemSchema>;
+
+/** AckRetryOptions tune how long and how often failed delivery acks are sent again. */
+export interface AckRetryOptions {
+  /** send makes one BatchMarkDelivered call; it answers one outcome per item, in order. */
+  send: (items: Item[]) => Promise<Outcome[]>;
+  log: Logger;
+  /** firstDelayMs is the wait before the first retry; it doubles up to maxDelayMs. */
+  firstDelayMs?: number;
+  maxDelayMs?: number;
+  /** maxAgeMs: an ack still failing this long after its first failure is given up (logged). */
+  maxAgeMs?: number;
+}
+
+interface Held {
+  actor: Caller;
+  conversationId: string;
+  /** upTo is the delivered position per origin region. */
+  upTo: Map<string, bigint>;
+  firstFailedMs: number;
+}
+
+/**
+ * AckRetry keeps the delivery acks whose call failed for a reason that may pass (messaging or
+ * its bus unavailable, a deadline exceeded) and sends them again with backoff until they go
+ * through. An ack is a position ("delivered up to"), so a later ack of the same device and
+ * conversation merges into the one held (the greater position per region wins), and sending
+ * one twice is harmless. Without this, a client that acked during an outage would leave its
+ * senders without delivered receipts until it acked that conversation again.
+ */
+export class AckRetry {
+  readonly #o: Required<Omit<AckRetryOptions, "log" | "send">> & AckRetryOptions;
+  readonly #held = new Map<string, Held>();
+  #timer: NodeJS.Timeout | undefined;
+  #delayMs: number;
+  #flushing = false;
+  #closed = false;
+
+  constructor(opts: AckRetryOptions) {
+    this.#o = { firstDelayMs: 500, maxDelayMs: 10_000, maxAgeMs: 10 * 60_000, ...opts };
+    this.#delayMs = this.#o.firstDelayMs;
+  }
+
+  /** size is how many (device, conversation) acks wait for a retry. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /**
+   * retryable says whether a failed ack call (its error, or its outcome's error code) is
+   * worth sending again: the codes a retry can cure, and an interrupted call.
+   */
+  static retryable(err: unknown): boolean {
+    const code = err instanceof ConnectError ? err.code : ConnectError.from(err).code;
+    return isRetryableCode(code) || code === Code.Canceled;
+  }
+
+  /** hold keeps an ack for a retry, merged with what is held for the same device. */
+  hold(actor: Caller, conversations: ConversationPosition[]): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    for (const c of conversations) {
+      const key = `${actor.userId}\u0000${actor.deviceId}\u0000${c.conversationId}`;
+      let held = this.#held.get(key);
+      if (!held) {
+        held = { actor, conversationId: c.conversationId, upTo: new Map(), firstFailedMs: now };
+        this.#held.set(key, held);
+      }
+      for (const [region, seq] of Object.entries(c.upTo?.seqs ?? {})) {
+        if (seq > (held.upTo.get(region) ?? 0n)) held.upTo.set(region, seq);
+      }
+    }
+    this.#schedule();
+  }
+
+  /** close stops retrying; what is held is dropped (clients ack again when they reconnect). */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#flushing || this.#closed || this.#held.size === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#flush();
+    }, this.#delayMs);
+    this.#timer.unref();
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    const now = Date.now();
+    const batch = [...this.#held.values()];
+    this.#held.clear();
+    const expired = batch.filter((h) => now - h.firstFailedMs > this.#o.maxAgeMs);
+    if (expired.length > 0) {
+      this.#o.log.warn(
+        { acks: expired.length, maxAgeMs: this.#o.maxAgeMs },
+        "giving up delivery acks that kept failing",
+      );
+    }
+    const live = batch.filter((h) => now - h.firstFailedMs <= this.#o.maxAgeMs);
+    // One item per device, at most 256 conversations each (the RPC's limit).
+    const items: Array<{ item: Item; held: Held[] }> = [];
+    const byDevice = new Map<string, Held[]>();
+    for (const h of live) {
+      const k = `${h.actor.userId}\u0000${h.actor.deviceId}`;
+      byDevice.set(k, [...(byDevice.get(k) ?? []), h]);
+    }
+    for (const list of byDevice.values()) {
+      for (let i = 0; i < list.length; i += 256) {
+        const part = list.slice(i, i + 256);
+        items.push({
+          held: part,
+          item: {
+            actor: (part[0] as Held).actor,
+            conversations: part.map((h) => ({
+              conversationId: h.conversationId,
+              upTo: { seqs: Object.fromEntries(h.upTo) },
+            })),
+          },
+        });
+      }
+    }
+    let failed = false;
+    for (let i = 0; i < items.length; i += 500) {
+      const chunk = items.slice(i, i + 500);
+      try {
+        const outcomes = await this.#o.send(chunk.map((c) => c.item));
+        chunk.forEach((c, j) => {
+          const error = outcomes[j]?.error;
+          if (!error) return;
+          if (AckRetry.retryable(new ConnectError(error.message, error.code as number as Code))) {
+            failed = true;
+            this.#putBack(c.held);
+          } else {
+            this.#o.log.warn({ code: error.code, message: error.message }, "delivery ack refused");
+          }
+        });
+      } catch (err) {
+        if (!AckRetry.retryable(err)) {
+          this.#o.log.warn({ err }, "delivery acks refused");
+          continue;
+        }
+        failed = true;
+        for (const c of chunk) this.#putBack(c.held);
+      }
+    }
+    this.#delayMs = failed ? Math.min(this.#o.maxDelayMs, this.#delayMs * 2) : this.#o.firstDelayMs;
+    this.#flushing = false;
+    this.#schedule();
+  }
+
+  /** putBack returns acks to the held set, merging with any that arrived meanwhile. */
+  #putBack(list: Held[]): void {
+    for (const h of list) {
+      const key = `${h.actor.userId}\u0000${h.actor.deviceId}\u0000${h.conversationId}`;
+      const now = this.#held.get(key);
+      if (!now) {
+        this.#held.set(key, h);
+        continue;
+      }
+      for (const [region, seq] of h.upTo) {
+        if (seq > (now.upTo.get(region) ?? 0n)) now.upTo.set(region, seq);
+      }
+      now.firstFailedMs = Math.min(now.firstFailedMs, h.firstFailedMs);
+    }
+  }
+}
