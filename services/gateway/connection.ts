@@ -1,4 +1,4 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { type CallOptions, type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
 import {
@@ -29,6 +29,7 @@ import {
   encodeServerFrame,
   reencodeServerFrame,
 } from "./codec.ts";
+import { type LiveFrame, ReplayGate } from "./replay-gate.ts";
 
 /** Close codes the gateway uses (besides the standard 1000 and 1009). */
 export const CLOSE = {
@@ -104,11 +105,21 @@ export class Connection {
   #refilledAt = Date.now();
   #expiry: NodeJS.Timeout | undefined;
   #helloTimer: NodeJS.Timeout | undefined;
+  /** gate holds live frames while a replay runs (see ReplayGate). */
+  readonly #gate: ReplayGate;
 
   constructor(ws: WebSocket, encoding: Encoding, host: ConnectionHost) {
     this.#ws = ws;
     this.encoding = encoding;
     this.#host = host;
+    this.#gate = new ReplayGate({
+      write: (frame) => this.#deliverNow(frame),
+      onTimeout: (held) =>
+        host.log.warn(
+          { session: this.sessionId, held },
+          "replay did not end in time: releasing the live frames held for it",
+        ),
+    });
     this.#tokens = host.framesPerSecond * 2;
     this.#helloTimer = setTimeout(() => {
       if (this.#state === "hello") this.close(CLOSE.helloTimeout, "no hello received");
@@ -138,18 +149,33 @@ export class Connection {
     this.#write(encodeServerFrame(frame, this.encoding));
   }
 
-  /** deliver writes a frame that arrived already encoded as binary protobuf. */
-  deliver(bytes: Uint8Array, jsonCache?: { json?: string }): void {
+  /**
+   * deliver writes a frame that arrived already encoded as binary protobuf (shared by every
+   * connection it goes to). `replay` frames are this connection's replay stream (addressed to
+   * its session alone); the others are live, and pass the replay gate.
+   */
+  deliver(frame: LiveFrame, replay = false): void {
+    if (!replay) {
+      this.#gate.live(frame);
+      return;
+    }
+    this.#deliverNow(frame);
+    let decoded: ServerFrame;
+    try {
+      decoded = frame.decoded ?? fromBinary(ServerFrameSchema, frame.bytes);
+    } catch {
+      return; // the client was sent it as it came; nothing to learn from it here
+    }
+    this.#gate.replayed(decoded);
+  }
+
+  #deliverNow(frame: LiveFrame): void {
     if (this.encoding === "proto") {
-      this.#write(bytes);
+      this.#write(frame.bytes);
       return;
     }
-    if (jsonCache) {
-      jsonCache.json ??= reencodeServerFrame(bytes, "json") as string;
-      this.#write(jsonCache.json);
-      return;
-    }
-    this.#write(reencodeServerFrame(bytes, "json"));
+    frame.json ??= reencodeServerFrame(frame.bytes, "json") as string;
+    this.#write(frame.json);
   }
 
   /** goAway tells the client to reconnect (to another region, with leaveRegion), then closes. */
@@ -294,6 +320,8 @@ export class Connection {
       this.userId = identity.userId;
       this.deviceId = hello.deviceId;
       this.#state = "open";
+      // Live frames may come as soon as the session is registered: they wait for the replay.
+      this.#gate.begin();
       const { firstOfUser } = await host.opened(this);
       if (identity.expiresAtMs !== undefined) {
         const ms = Math.max(0, identity.expiresAtMs - Date.now());
@@ -418,6 +446,7 @@ export class Connection {
         return answer({ case: "presenceSnapshot", value: { users: res.users } });
       }
       case "sync": {
+        this.#gate.begin();
         await this.#requestReplay(k.value.inbox, ConnectReason.SYNC);
         return;
       }
@@ -479,6 +508,7 @@ export class Connection {
   }
 
   #onClose(): void {
+    this.#gate.close();
     const wasOpen = this.#state === "open" || this.#state === "closed";
     this.#state = "closed";
     clearTimeout(this.#expiry);

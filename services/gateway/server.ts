@@ -31,6 +31,7 @@ import { consumePresenceLease } from "./consumers/presence-lease.ts";
 import { watchEcsStop } from "./ecs-stop-watch.ts";
 import { GatewayHandler } from "./handler.ts";
 import { PresenceWatch } from "./presence-watch.ts";
+import type { LiveFrame } from "./replay-gate.ts";
 
 /** WS_PATH is where clients open their WebSocket. */
 export const WS_PATH = "/ws";
@@ -188,15 +189,16 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     }
     if (delivery.canaryNonce !== 0n) canary.returned(delivery.canaryNonce);
     for (const item of delivery.items) {
-      const cache: { json?: string } = {};
+      // One frame for every connection it goes to: each encoding and decoding is done once.
+      const frame: LiveFrame = { bytes: item.serverFrame };
       if (item.sessionId !== "") {
+        // Addressed to one session: its replay (or sync) stream.
         const conn = connections.get(item.sessionId);
-        if (conn && conn.userId === item.userId && conn.isOpen)
-          conn.deliver(item.serverFrame, cache);
+        if (conn && conn.userId === item.userId && conn.isOpen) conn.deliver(frame, true);
         continue;
       }
       for (const conn of byUser.get(item.userId) ?? []) {
-        if (conn.isOpen) conn.deliver(item.serverFrame, cache);
+        if (conn.isOpen) conn.deliver(frame);
       }
     }
   }

@@ -33,6 +33,7 @@ import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import {
   type Conversation,
   ConversationKind,
+  type InboxEntry,
   MembershipAction,
   type Message,
   type MessageDraft,
@@ -62,6 +63,11 @@ import { publishEvents, TOPICS } from "../shared/topics.ts";
 export interface MessagingHooks {
   /** afterAppend runs once a send is durable and before its event is published. */
   afterAppend?: (message: Message) => Promise<void>;
+  /**
+   * afterInboxAppend runs when routing has appended entries to inboxes and before it hands
+   * them to connected devices (a test slows routing down with it).
+   */
+  afterInboxAppend?: (entries: InboxEntry[]) => Promise<void>;
 }
 
 /** MessagingDeps are what the messaging handler needs. */

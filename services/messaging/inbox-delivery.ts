@@ -7,6 +7,7 @@ import { Batcher, inChunks } from "../shared/batcher.ts";
 import type { Fanout, Push } from "../shared/fanout.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
+import type { MessagingHooks } from "./handler.ts";
 
 type InboxItem = { userId: string; message: Message };
 
@@ -27,12 +28,15 @@ export class InboxDelivery {
   readonly #fanout: Fanout;
   readonly #bus: Pick<Bus, "publish">;
   readonly #appends: Batcher<InboxItem[], InboxEntry[]>;
+  readonly #afterInboxAppend: ((entries: InboxEntry[]) => Promise<void>) | undefined;
 
   constructor(deps: {
     persistence: Client<typeof PersistenceService>;
     bus: Pick<Bus, "publish">;
     fanout: Fanout;
+    hooks?: Pick<MessagingHooks, "afterInboxAppend">;
   }) {
+    this.#afterInboxAppend = deps.hooks?.afterInboxAppend;
     this.#fanout = deps.fanout;
     this.#bus = deps.bus;
     this.#appends = new Batcher({
@@ -57,6 +61,7 @@ export class InboxDelivery {
     );
     if (items.length === 0) return;
     const entries = await this.#appends.add(items);
+    await this.#afterInboxAppend?.(entries);
     const byUser = new Map<string, InboxEntry[]>();
     entries.forEach((entry, i) => {
       const userId = items[i]?.userId as string;

@@ -4,6 +4,7 @@ import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { Batcher, inChunks } from "../shared/batcher.ts";
 import type { Fanout } from "../shared/fanout.ts";
 import type { Bus } from "../shared/ports/bus.ts";
+import type { MessagingHooks } from "./handler.ts";
 import { InboxDelivery, type Routed, recipientsOf } from "./inbox-delivery.ts";
 
 /** RouterDeps are what routing needs. */
@@ -12,6 +13,7 @@ export interface RouterDeps {
   persistence: Client<typeof PersistenceService>;
   bus: Pick<Bus, "publish">;
   fanout: Fanout;
+  hooks?: Pick<MessagingHooks, "afterInboxAppend">;
   /** cursorCacheSize bounds the routing cursors kept in memory. */
   cursorCacheSize?: number;
 }

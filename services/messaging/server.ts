@@ -64,7 +64,13 @@ export function build(deps: MessagingAppDeps): ServiceApp {
   });
   const peers = config.peers;
   const takeover = peers.length > 0 ? config.takeover : undefined;
-  const router = new Router({ region: config.region, persistence: deps.persistence, bus, fanout });
+  const router = new Router({
+    region: config.region,
+    persistence: deps.persistence,
+    bus,
+    fanout,
+    hooks: deps.hooks,
+  });
   const liveness = new PeerLiveness(peers, { deadAfterMs: takeover?.afterMs ?? 10_000 });
   const takeoverLoop =
     takeover &&

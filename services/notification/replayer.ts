@@ -16,8 +16,9 @@ export interface ReplayTarget {
 /**
  * Replayer implements the seed's user_connected flow: it reads a user's inbox after the
  * version vector a device presented and sends it to that one connection, a page per frame,
- * then a sync_state frame with the inbox head it read up to. Live delivery runs meanwhile;
- * the client merges both streams by inbox seq, so nothing is missed or shown twice.
+ * then a sync_state frame with the inbox head it read up to. Live delivery runs meanwhile; the
+ * gateway holds a connection's live frames until its sync_state and drops the entries the
+ * replay covered (services/gateway/replay-gate.ts), so nothing is missed or sent twice.
  */
 export class Replayer {
   readonly #persistence: Client<typeof PersistenceService>;
