@@ -118,6 +118,7 @@ export async function openBus(
         {
           sessionTimeoutMs: backend.sessionTimeoutMs,
           maxWaitMs: backend.maxWaitMs,
+          publishTimeoutMs: backend.publishTimeoutMs,
           ensureTopics: backend.createTopics && {
             names: Object.values(TOPICS).flatMap((t) => topicNames(t, mirrors)),
             ...backend.createTopics,

@@ -100,6 +100,7 @@ const backends = {
   KAFKA_REPLICATION: z.coerce.number().int().min(1).max(5).default(3),
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(30_000),
   KAFKA_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
+  KAFKA_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3_000),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PASSWORD: z.string().optional(),
   REDIS_KEY_PREFIX: z
@@ -138,6 +139,7 @@ export type BusBackend =
       createTopics?: { partitions: number; replication: number };
       sessionTimeoutMs: number;
       maxWaitMs: number;
+      publishTimeoutMs: number;
     };
 
 /** Backends are the adapters configured for each port. */
@@ -312,6 +314,7 @@ function backendsOf(
         : undefined,
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
       maxWaitMs: e.KAFKA_MAX_WAIT_MS,
+      publishTimeoutMs: e.KAFKA_PUBLISH_TIMEOUT_MS,
     };
   }
   return { store, registry, bus };

@@ -5,6 +5,7 @@ import { requireLibrary, requireProgram } from "../../dev/backends/processes.ts"
 import { KafkaBus } from "../../services/shared/adapters/kafka/kafka-bus.ts";
 import { MemoryBus } from "../../services/shared/adapters/memory/memory-bus.ts";
 import { CONSUMERS_CHECK, watchConsumers } from "../../services/shared/consumer-health.ts";
+import { ChatError, Code } from "../../services/shared/errors.ts";
 import { createHealth } from "../../services/shared/health.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
@@ -113,6 +114,48 @@ if (kafka.available && librdkafka.available) {
     await new Promise((r) => setTimeout(r, 60));
     t.true(health.serving(), "health holds again once the consumer runs");
   });
+  test("KafkaBus: a publish the brokers do not take within publishTimeoutMs fails as retryable UNAVAILABLE", async (t) => {
+    const own = await startMockKafka({ brokers: 1 });
+    const bus = new KafkaBus(
+      { clientId: "slow", brokers: own.brokers },
+      { sessionTimeoutMs: 3_000, maxWaitMs: 100, publishTimeoutMs: 500 },
+      silentLogger,
+    );
+    t.teardown(async () => {
+      await bus.close().catch(() => undefined);
+      await own.stop();
+    });
+    await own.createTopic("slow", 1);
+    await bus.publish("slow", [{ key: "k", value: new TextEncoder().encode("before") }]);
+    await own.down(-1);
+    const started = Date.now();
+    const err = await t.throwsAsync(
+      bus.publish("slow", [{ key: "k", value: new TextEncoder().encode("during") }]),
+    );
+    t.true(Date.now() - started < 5_000, "the caller hears within its own deadline");
+    t.true(err instanceof ChatError);
+    t.is((err as ChatError).code, Code.Unavailable);
+    t.true((err as ChatError).retryable);
+    t.regex(
+      err?.message ?? "",
+      /^bus unavailable: slow not acknowledged by the brokers within 500 ms/,
+    );
+    await own.up(-1);
+    await t.notThrowsAsync(
+      (async () => {
+        for (let i = 0; ; i++) {
+          try {
+            return await bus.publish("slow", [
+              { key: "k", value: new TextEncoder().encode("after") },
+            ]);
+          } catch (e) {
+            if (i > 20) throw e;
+          }
+        }
+      })(),
+    );
+  });
+
   test("KafkaBus: a closed bus does not start a crashed consumer again", async (t) => {
     const own = await startMockKafka({ brokers: 1 });
     t.teardown(() => own.stop());

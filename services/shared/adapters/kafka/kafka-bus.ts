@@ -7,6 +7,7 @@ import {
   Partitioners,
   type Producer,
 } from "kafkajs";
+import { ChatError, Code } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
 import {
   type Bus,
@@ -18,12 +19,22 @@ import {
   type Subscription,
 } from "../../ports/bus.ts";
 
+/** PUBLISH_TIMEOUT_MS is how long a publish waits for the brokers by default. */
+export const PUBLISH_TIMEOUT_MS = 3_000;
+
 /** KafkaBusOptions tune the consumers (the connection itself is a KafkaConfig). */
 export interface KafkaBusOptions {
   /** sessionTimeoutMs: a member silent this long is dropped from its group (and a rebalance starts). */
   sessionTimeoutMs: number;
   /** maxWaitMs bounds how long a fetch waits for data (and how long a disconnect waits for a fetch). */
   maxWaitMs: number;
+  /**
+   * publishTimeoutMs bounds how long a publish waits for the brokers: past it, publish fails
+   * with a retryable UNAVAILABLE error (kafkajs would retry for a minute, past every caller's
+   * deadline). The records may still be written after it; consumers are idempotent. Default
+   * PUBLISH_TIMEOUT_MS.
+   */
+  publishTimeoutMs?: number;
   /** topics, when set, are created (if missing) before the first publish or subscription. */
   ensureTopics?: { names: string[]; partitions: number; replication: number };
 }
@@ -41,6 +52,7 @@ export interface KafkaBusOptions {
  */
 export class KafkaBus implements Bus {
   readonly #kafka: Kafka;
+  readonly #producerKafka: Kafka;
   readonly #opts: KafkaBusOptions;
   readonly #log: Logger;
   readonly #consumers = new Set<Consumer>();
@@ -52,39 +64,70 @@ export class KafkaBus implements Bus {
   constructor(config: KafkaConfig, opts: KafkaBusOptions, log: Logger) {
     this.#opts = opts;
     this.#log = log;
-    this.#kafka = new Kafka({
-      connectionTimeout: 3_000,
-      requestTimeout: 10_000,
-      retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 2_000 },
-      logLevel: logLevel.WARN,
-      logCreator: () => (entry) => {
-        const { message, ...rest } = entry.log;
-        const level =
-          entry.level === logLevel.ERROR
-            ? "error"
-            : entry.level === logLevel.WARN
-              ? "warn"
-              : "debug";
-        // kafkajs reports every heartbeat refused during a rebalance as an error; it is routine.
-        const routine = /rebalancing|re-joining|The group is rebalancing/i.test(message);
-        log[routine ? "debug" : level]({ kafka: entry.namespace, ...rest }, message);
-      },
-      ...config,
-    });
+    const client = (retry: { retries: number; maxRetryTime: number }) =>
+      new Kafka({
+        connectionTimeout: 3_000,
+        requestTimeout: 10_000,
+        retry: { initialRetryTime: 100, ...retry },
+        logLevel: logLevel.WARN,
+        logCreator: () => (entry) => {
+          const { message, ...rest } = entry.log;
+          const level =
+            entry.level === logLevel.ERROR
+              ? "error"
+              : entry.level === logLevel.WARN
+                ? "warn"
+                : "debug";
+          // kafkajs reports every heartbeat refused during a rebalance as an error; it is routine.
+          const routine = /rebalancing|re-joining|The group is rebalancing/i.test(message);
+          log[routine ? "debug" : level]({ kafka: entry.namespace, ...rest }, message);
+        },
+        ...config,
+      });
+    this.#kafka = client({ retries: 30, maxRetryTime: 2_000 });
+    // Publishes have their own client: its retries (connecting included) give up within
+    // seconds, not the minute the consumers' last. A send's caller has had its answer at
+    // publishTimeoutMs and retries by itself; a send still retrying would only keep a closed
+    // bus's process alive.
+    this.#producerKafka = client({ retries: 3, maxRetryTime: 1_000 });
   }
 
   async publish(topic: string, records: BusRecordInput[]): Promise<void> {
     if (this.#closed) throw new Error("bus is closed");
     if (records.length === 0) return;
-    const producer = await this.#connectProducer();
-    await producer.send({
-      topic,
-      acks: -1,
-      messages: records.map((r) => ({
-        key: r.key,
-        value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
-      })),
+    const timeoutMs = this.#opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ChatError(
+              Code.Unavailable,
+              `bus unavailable: ${topic} not acknowledged by the brokers within ${timeoutMs} ms; retry`,
+              { retryable: true },
+            ),
+          ),
+        timeoutMs,
+      );
     });
+    const sending = (async () => {
+      const producer = await this.#connectProducer();
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: records.map((r) => ({
+          key: r.key,
+          value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
+        })),
+      });
+    })();
+    // The send goes on after a timeout; its failure then has nobody to tell.
+    sending.catch(() => {});
+    try {
+      await Promise.race([sending, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
@@ -268,7 +311,7 @@ export class KafkaBus implements Bus {
   #connectProducer(): Promise<Producer> {
     this.#producer ??= (async () => {
       await this.#ensureTopics();
-      const producer = this.#kafka.producer({
+      const producer = this.#producerKafka.producer({
         createPartitioner: Partitioners.DefaultPartitioner,
         allowAutoTopicCreation: false,
         idempotent: false,
