@@ -58,6 +58,7 @@ import { type Caller, callerOf } from "../shared/interceptors.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import type { SessionRegistry } from "../shared/ports/session-registry.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
+import { dominates, vectorFromProto } from "../shared/version-vector.ts";
 
 /** MessagingHooks let tests stop a send at the dual-write point, as a crash would. */
 export interface MessagingHooks {
@@ -523,11 +524,17 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
         writes.map((w) => w.receipt),
         async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
       );
-      const advanced = results.flatMap((r, j) =>
-        r.advanced && r.receipt
-          ? [{ receipt: r.receipt, memberIds: writes[j]?.memberIds ?? [] }]
-          : [],
-      );
+      // A write that did not advance but stands exactly where it was asked to was made by an
+      // earlier try of the same ack whose publish failed (or by another device of the user at
+      // the same position): publish it again, or the members would never hear of it.
+      const advanced = results.flatMap((r, j) => {
+        const w = writes[j];
+        if (!r.receipt || !w) return [];
+        const stored = vectorFromProto(r.receipt.upTo);
+        const asked = vectorFromProto(w.receipt.upTo);
+        const current = r.advanced || (dominates(stored, asked) && dominates(asked, stored));
+        return current ? [{ receipt: r.receipt, memberIds: w.memberIds }] : [];
+      });
       await publishEvents(
         this.#d.bus,
         TOPICS.receiptUpdated,
