@@ -14,7 +14,7 @@ import { ConnectReason } from "../../gen/chat/v1/events_pb.ts";
 import type { MessagingService, Outcome, SendOutcome } from "../../gen/chat/v1/messaging_pb.ts";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.ts";
 import type { MessageDraft, Presence, VersionVector } from "../../gen/chat/v1/types_pb.ts";
-import { isRetryableCode } from "../shared/errors.ts";
+import { isRetryableCode, toConnectError } from "../shared/errors.ts";
 import type { HybridClock } from "../shared/hlc.ts";
 import { randomId } from "../shared/ids.ts";
 import { type Caller, callerHeaders } from "../shared/interceptors.ts";
@@ -532,7 +532,10 @@ export class Connection {
   }
 
   #rpcError(requestId: number, err: unknown): void {
-    let ce = ConnectError.from(err);
+    // The same classification as every service's edge: a service that answered keeps its
+    // code; a call that failed on the way (refused, reset, interrupted) is UNAVAILABLE and
+    // retryable, naming no address; anything else is an internal error.
+    let ce = toConnectError(err);
     if (ce.code === Code.Canceled) {
       // Clients cannot cancel requests, so a cancelled call means the service behind was
       // interrupted (a task died or restarted): the request may or may not have taken

@@ -171,7 +171,8 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
       retryable?: boolean;
     }> = new Array(req.items.length);
     // Each conversation's items in request order; conversations concurrently. Domain
-    // failures answer their item; anything else fails the call (every item is retryable).
+    // failures answer their item; anything else fails the call: a backend failure with its
+    // retryable code (see toConnectError), so every item is retried; a bug as Internal.
     await Promise.all(
       [...groupBy(req.items, (item) => item.conversationId)].map(async ([, indexes]) => {
         for (const i of indexes) {

@@ -7,7 +7,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
-import { toConnectError, unauthenticated } from "./errors.ts";
+import { BackendError, toConnectError, unauthenticated } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -57,8 +57,9 @@ export function identityInterceptor(): Interceptor {
 
 /**
  * edgeInterceptor is the outermost server interceptor: every error leaves as a ConnectError
- * with a real code (internal failures are logged with their cause and answered as Internal),
- * and every RPC is timed.
+ * with a real code (see toConnectError: internal failures are logged as errors with their
+ * cause and answered as Internal; backend failures are logged as warnings with their cause and
+ * answered with their retryable code), and every RPC is timed.
  */
 export function edgeInterceptor(log: Logger, metrics: Metrics): Interceptor {
   return (next) => async (req) => {
@@ -72,6 +73,12 @@ export function edgeInterceptor(log: Logger, metrics: Metrics): Interceptor {
       code = Code[ce.code] ?? String(ce.code);
       if (ce.code === Code.Internal || ce.code === Code.Unknown) {
         log.error({ err: ce.cause ?? err, method }, "rpc failed");
+      } else if (ce.cause instanceof BackendError) {
+        // Not the request's fault and retryable, but operators need to see what failed.
+        log.warn(
+          { err: ce.cause.cause, backend: ce.cause.backend, method, code },
+          `rpc failed: ${ce.rawMessage}`,
+        );
       } else {
         log.debug({ method, code, message: ce.rawMessage }, "rpc rejected");
       }
