@@ -439,9 +439,18 @@ export function busContract(
         },
       });
       const acked: string[] = [];
+      // A publish that fails (the brokers did not take it in time) is not acknowledged; the
+      // caller retries it, as every publisher here does.
       const produce = async (from: number, to: number) => {
         for (let i = from; i < to; i++) {
-          await bus.publish(name, [{ key: `k${i % 7}`, value: enc.encode(`v${i}`) }]);
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await bus.publish(name, [{ key: `k${i % 7}`, value: enc.encode(`v${i}`) }]);
+              break;
+            } catch (err) {
+              if (attempt >= 20) throw err;
+            }
+          }
           acked.push(`v${i}`);
         }
       };

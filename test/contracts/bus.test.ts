@@ -156,6 +156,36 @@ if (kafka.available && librdkafka.available) {
     );
   });
 
+  test("KafkaBus: brokers away at the first publish do not break publishing for good", async (t) => {
+    const own = await startMockKafka({ brokers: 1 });
+    const bus = new KafkaBus(
+      { clientId: "first", brokers: own.brokers },
+      { sessionTimeoutMs: 3_000, maxWaitMs: 100, publishTimeoutMs: 1_000 },
+      silentLogger,
+    );
+    t.teardown(async () => {
+      await bus.close().catch(() => undefined);
+      await own.stop();
+    });
+    await own.createTopic("first", 1);
+    await own.down(-1);
+    await t.throwsAsync(bus.publish("first", [{ key: "k", value: new TextEncoder().encode("x") }]));
+    await own.up(-1);
+    // The failed connect is not kept: a later publish connects again.
+    let error: unknown;
+    for (let i = 0; i < 30; i++) {
+      try {
+        await bus.publish("first", [{ key: "k", value: new TextEncoder().encode("y") }]);
+        error = undefined;
+        break;
+      } catch (err) {
+        error = err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    t.is(error, undefined, `publishing works again: ${String(error)}`);
+  });
+
   test("KafkaBus: a closed bus does not start a crashed consumer again", async (t) => {
     const own = await startMockKafka({ brokers: 1 });
     t.teardown(() => own.stop());

@@ -85,11 +85,11 @@ export class KafkaBus implements Bus {
         ...config,
       });
     this.#kafka = client({ retries: 30, maxRetryTime: 2_000 });
-    // Publishes have their own client: its retries (connecting included) give up within
-    // seconds, not the minute the consumers' last. A send's caller has had its answer at
-    // publishTimeoutMs and retries by itself; a send still retrying would only keep a closed
-    // bus's process alive.
-    this.#producerKafka = client({ retries: 3, maxRetryTime: 1_000 });
+    // Publishes have their own client: its retries (connecting included) last a few seconds,
+    // enough for a broker's partitions to move to another (a failover, a rolling update), not
+    // the minute the consumers' last. A send's caller has had its answer at publishTimeoutMs
+    // and retries by itself; a send still retrying would only keep a closed bus's process alive.
+    this.#producerKafka = client({ retries: 10, maxRetryTime: 1_000 });
   }
 
   async publish(topic: string, records: BusRecordInput[]): Promise<void> {
@@ -160,7 +160,13 @@ export class KafkaBus implements Bus {
         heartbeatInterval: Math.max(100, Math.floor(this.#opts.sessionTimeoutMs / 10)),
         maxWaitTimeInMs: this.#opts.maxWaitMs,
         allowAutoTopicCreation: false,
-        retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 2_000 },
+        retry: {
+          retries: 30,
+          initialRetryTime: 100,
+          maxRetryTime: 2_000,
+          // kafkajs restarts a consumer that crashed while rejoining, closed bus or not.
+          restartOnFailure: async () => !closed && !this.#closed,
+        },
       });
       consumer = c;
       this.#consumers.add(c);
@@ -234,7 +240,11 @@ export class KafkaBus implements Bus {
     await Promise.all([...this.#consumers].map((c) => c.disconnect()));
     this.#consumers.clear();
     this.#statuses.clear();
-    if (this.#producer) await (await this.#producer).disconnect();
+    // A producer that never connected has nothing to disconnect.
+    await this.#producer?.then(
+      (p) => p.disconnect(),
+      () => undefined,
+    );
   }
 
   async #handle(
@@ -309,7 +319,8 @@ export class KafkaBus implements Bus {
   }
 
   #connectProducer(): Promise<Producer> {
-    this.#producer ??= (async () => {
+    if (this.#producer) return this.#producer;
+    const connecting = (async () => {
       await this.#ensureTopics();
       const producer = this.#producerKafka.producer({
         createPartitioner: Partitioners.DefaultPartitioner,
@@ -319,7 +330,13 @@ export class KafkaBus implements Bus {
       await producer.connect();
       return producer;
     })();
-    return this.#producer;
+    this.#producer = connecting;
+    // A connect that failed (the brokers were away) is tried again by the next publish; kept,
+    // it would fail every publish of this process for good.
+    connecting.catch(() => {
+      if (this.#producer === connecting) this.#producer = undefined;
+    });
+    return connecting;
   }
 
   #ensureTopics(): Promise<void> {
@@ -346,6 +363,10 @@ export class KafkaBus implements Bus {
         await admin.disconnect();
       }
     })();
-    return this.#topicsReady;
+    const ready = this.#topicsReady;
+    ready.catch(() => {
+      if (this.#topicsReady === ready) this.#topicsReady = undefined;
+    });
+    return ready;
   }
 }
