@@ -23,7 +23,7 @@ import { Fanout } from "../../services/shared/fanout.ts";
 import { callerHeaders } from "../../services/shared/interceptors.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
-import { inMemoryClient } from "../support/in-memory.ts";
+import { inMemoryClient, MESSAGING_TEST_CONFIG } from "../support/in-memory.ts";
 
 function setup() {
   const metrics = createMetrics("test", { processMetrics: false });
@@ -38,16 +38,7 @@ function setup() {
   const registry = new MemorySessionRegistry();
   const channel = new MemoryDeliveryChannel();
   const app = buildMessaging({
-    config: {
-      region: "us-east-1",
-      peers: [],
-      mirrors: [],
-      maxGroupSize: 4,
-      sweepIntervalMs: 3_600_000,
-      sweepMinAgeMs: 1_000,
-      sweepMaxAgeMs: 3_600_000,
-      receiptWindowMs: 0,
-    },
+    config: MESSAGING_TEST_CONFIG,
     persistence,
     bus,
     registry,

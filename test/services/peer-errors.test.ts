@@ -17,6 +17,7 @@ import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
 import type { StoredConversation } from "../../services/shared/ports/chat-store.ts";
 import { serveApp } from "../../services/shared/service-app.ts";
+import { MESSAGING_TEST_CONFIG } from "../support/in-memory.ts";
 
 // What a service answers when a peer it calls fails: messaging in front of persistence, both
 // on real HTTP/2 ports. A peer that is down, goes away mid-call or is too slow is retryable;
@@ -51,16 +52,7 @@ async function pair(t: { teardown: (f: () => Promise<void> | void) => void }, ti
   const inner = createServiceClients(timeoutMs);
   const messaging = await serveApp(
     buildMessaging({
-      config: {
-        region: "us-east-1",
-        peers: [],
-        mirrors: [],
-        maxGroupSize: 4,
-        sweepIntervalMs: 3_600_000,
-        sweepMinAgeMs: 1_000,
-        sweepMaxAgeMs: 3_600_000,
-        receiptWindowMs: 0,
-      },
+      config: MESSAGING_TEST_CONFIG,
       persistence: inner.client(PersistenceService, persistence.url),
       bus: new MemoryBus(),
       registry: new MemorySessionRegistry(),

@@ -13,3 +13,18 @@ export function inMemoryClient<S extends DescService>(app: ServiceApp, service: 
   });
   return createClient(service, transport);
 }
+
+/**
+ * MESSAGING_TEST_CONFIG is a messaging configuration for tests of the service alone: one
+ * region, small groups, a sweeper that stays out of the way, receipts relayed at once.
+ */
+export const MESSAGING_TEST_CONFIG = {
+  region: "us-east-1",
+  peers: [],
+  mirrors: [],
+  maxGroupSize: 4,
+  sweepIntervalMs: 3_600_000,
+  sweepMinAgeMs: 1_000,
+  sweepMaxAgeMs: 3_600_000,
+  receiptWindowMs: 0,
+};
