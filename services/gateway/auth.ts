@@ -37,6 +37,9 @@ export class AuthUnavailableError extends Error {
   }
 }
 
+/** CLOCK_TOLERANCE_S is the skew allowed between the identity provider's clock and ours. */
+const CLOCK_TOLERANCE_S = 30;
+
 /** ALGORITHMS are the JWS algorithms accepted: asymmetric only, so gateways hold no secret. */
 export const ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 
@@ -96,10 +99,21 @@ export function createJwtVerifier(opts: {
           algorithms: ALGORITHMS,
           issuer: opts.issuer,
           audience: opts.audience,
-          clockTolerance: 30,
+          clockTolerance: CLOCK_TOLERANCE_S,
+          // A token that never expires would be a session that never ends.
+          requiredClaims: ["exp"],
         });
         if (typeof payload.sub !== "string" || !ID_PATTERN.test(payload.sub)) {
           throw new AuthError("token subject is not a valid user id");
+        }
+        // The clock tolerance is for the identity provider's clock, not a grace period: a
+        // session closes at `exp` by this clock, so a token already past it is refused here.
+        const nowS = Date.now() / 1000;
+        if (typeof payload.exp === "number" && payload.exp <= nowS) {
+          throw new AuthError("token expired");
+        }
+        if (typeof payload.iat === "number" && payload.iat > nowS + CLOCK_TOLERANCE_S) {
+          throw new AuthError("token issued in the future (iat)");
         }
         return {
           userId: payload.sub,
@@ -108,6 +122,13 @@ export function createJwtVerifier(opts: {
       } catch (err) {
         if (err instanceof AuthError || err instanceof AuthUnavailableError) throw err;
         if (err instanceof errors.JWTExpired) throw new AuthError("token expired");
+        if (err instanceof errors.JWTClaimValidationFailed && err.claim === "exp") {
+          throw new AuthError(
+            err.reason === "missing"
+              ? "token has no expiry (exp)"
+              : "token expiry (exp) is not valid",
+          );
+        }
         if (err instanceof errors.JWTClaimValidationFailed) {
           throw new AuthError(`token claim ${err.claim} is not accepted`);
         }

@@ -252,6 +252,13 @@ export class Connection {
     const decoded = decodeClientFrame(data, isBinary, this.encoding);
     if ("error" in decoded) {
       const e = decoded.error;
+      if (this.#state === "hello" && e.field.startsWith("hello.token")) {
+        // A hello without a usable token can never succeed: 4401 at once, as for a bad one.
+        this.#error(e.requestId, ErrorCode.UNAUTHENTICATED, e.message, e.field);
+        this.#state = "closed";
+        this.close(CLOSE.unauthenticated, "token missing");
+        return;
+      }
       this.#error(e.requestId, ErrorCode.INVALID_ARGUMENT, e.message, e.field);
       return;
     }

@@ -202,3 +202,53 @@ test("a connection must say hello first, and a bad token is refused with 4401", 
     { message: /socket closed \(4401/ },
   );
 });
+
+test("a hello without a token is closed with 4401 at once", async (t) => {
+  const region = await withRegion(t);
+  const raw = await RawSocket.open(t, region);
+  raw.send(1, { case: "hello", value: { token: "", deviceId: "d" } });
+  const refused = errorOf(await raw.answer(1));
+  t.is(refused.code, ErrorCode.UNAUTHENTICATED);
+  t.is(refused.field, "hello.token");
+  // Well before the hello timeout (heartbeat interval, 5 s here).
+  await t.throwsAsync(
+    raw.next(() => false, 2_000),
+    { message: /socket closed \(4401/ },
+  );
+});
+
+test("an expired token gets no window: its hello is refused and what follows it never runs", async (t) => {
+  const region = await withRegion(t);
+  const raw = await RawSocket.open(t, region);
+  // Expired 2 s ago: within the verifier's clock tolerance, yet the session would end at once.
+  raw.send(1, {
+    case: "hello",
+    value: { token: await region.issuer.token("late", -2), deviceId: "d" },
+  });
+  raw.send(2, {
+    case: "createConversation",
+    value: {
+      kind: ConversationKind.GROUP,
+      memberIds: ["bob"],
+      title: "smuggled",
+      clientMsgId: "c",
+    },
+  });
+  const refused = errorOf(await raw.answer(1));
+  t.is(refused.code, ErrorCode.UNAUTHENTICATED);
+  t.regex(refused.message, /token expired/);
+  await t.throwsAsync(
+    raw.next(() => false, 3_000),
+    { message: /socket closed \(4401/ },
+  );
+  t.false(
+    raw.frames.some((f) => f.requestId === 2 && f.kind.case === "conversation"),
+    "the frame behind the hello did not run",
+  );
+  const late = await connect(t, region, "late");
+  t.deepEqual(
+    (await late.listConversations()).conversations.map((c) => c.title),
+    [],
+    "nothing was created",
+  );
+});
