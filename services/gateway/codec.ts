@@ -7,6 +7,7 @@ import {
   toJsonString,
 } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { createValidator } from "@bufbuild/protovalidate";
 import {
   type ClientFrame,
@@ -63,7 +64,10 @@ export function decodeClientFrame(
     try {
       frame = fromBinary(ClientFrameSchema, data);
     } catch (err) {
-      return fail(`frame is not a binary chat.v1.ClientFrame: ${reason(err)}`);
+      return fail(
+        `frame is not a binary chat.v1.ClientFrame: ${reason(err)}`,
+        binaryRequestId(data),
+      );
     }
   } else {
     if (isBinary) {
@@ -80,7 +84,7 @@ export function decodeClientFrame(
     try {
       frame = fromJson(ClientFrameSchema, json);
     } catch (err) {
-      return fail(`frame is not a chat.v1.ClientFrame: ${reason(err)}`);
+      return fail(`frame is not a chat.v1.ClientFrame: ${reason(err)}`, jsonRequestId(json));
     }
   }
   const result = validator.validate(ClientFrameSchema, frame);
@@ -108,8 +112,45 @@ export function reencodeServerFrame(bytes: Uint8Array, encoding: Encoding): Uint
     : toJsonString(ServerFrameSchema, fromBinary(ServerFrameSchema, bytes));
 }
 
-function fail(message: string): { error: FrameError } {
-  return { error: { message, field: "", requestId: 0 } };
+function fail(message: string, requestId = 0): { error: FrameError } {
+  return { error: { message, field: "", requestId } };
+}
+
+/**
+ * requestIdOf reads the request id of a frame too big or too broken to decode, when its
+ * envelope is readable, so that the error answers the request (a newer client's frame, with an
+ * enum name or a frame kind this server does not know, is exactly that). 0 when unreadable.
+ */
+export function requestIdOf(data: Buffer, isBinary: boolean): number {
+  if (isBinary) return binaryRequestId(data);
+  try {
+    return jsonRequestId(JSON.parse(data.toString("utf8")));
+  } catch {
+    return 0;
+  }
+}
+
+/** binaryRequestId finds field 1 (request_id, a uint32 varint) in a binary ClientFrame. */
+function binaryRequestId(data: Uint8Array): number {
+  try {
+    const reader = new BinaryReader(data);
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1 && wireType === WireType.Varint) return reader.uint32();
+      reader.skip(wireType);
+    }
+  } catch {
+    // Unreadable past some point: no id.
+  }
+  return 0;
+}
+
+/** jsonRequestId reads `requestId` (or `request_id`) of a JSON frame, if it is a valid one. */
+function jsonRequestId(json: JsonValue): number {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return 0;
+  const id = json.requestId ?? json.request_id;
+  const n = typeof id === "string" ? Number(id) : id;
+  return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 0xffffffff ? n : 0;
 }
 
 function reason(err: unknown): string {

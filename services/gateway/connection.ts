@@ -28,6 +28,7 @@ import {
   type Encoding,
   encodeServerFrame,
   reencodeServerFrame,
+  requestIdOf,
 } from "./codec.ts";
 import { type LiveFrame, ReplayGate } from "./replay-gate.ts";
 
@@ -239,7 +240,7 @@ export class Connection {
     if (this.#state === "closed") return;
     if (data.length > this.#host.maxFrameBytes) {
       this.#error(
-        0,
+        requestIdOf(data, isBinary),
         ErrorCode.INVALID_ARGUMENT,
         `frame of ${data.length} bytes exceeds the ${this.#host.maxFrameBytes}-byte limit`,
       );

@@ -252,3 +252,52 @@ test("an expired token gets no window: its hello is refused and what follows it 
     "nothing was created",
   );
 });
+
+test("a frame that cannot be decoded is answered on its request id when the id is readable", async (t) => {
+  const region = await withRegion(t);
+  const json = await RawSocket.open(t, region, ["connectchat.v1.json"]);
+  await json.hello(region, "newer");
+  const cases: Array<{ id: number; send: string; expect: RegExp }> = [
+    {
+      // An enum value from a newer contract.
+      id: 21,
+      send: JSON.stringify({
+        requestId: 21,
+        createConversation: {
+          kind: "CONVERSATION_KIND_CHANNEL",
+          memberIds: ["a"],
+          clientMsgId: "x",
+        },
+      }),
+      expect: /CONVERSATION_KIND_CHANNEL/,
+    },
+    // A frame kind this server does not know, and two kinds at once.
+    { id: 22, send: JSON.stringify({ requestId: 22, reactions: {} }), expect: /reactions/ },
+    {
+      id: 23,
+      send: JSON.stringify({ requestId: 23, ping: {}, sync: {} }),
+      expect: /oneof|ping|sync/,
+    },
+    // A wrong type for a field.
+    { id: 24, send: JSON.stringify({ requestId: 24, send: { text: 5 } }), expect: /text/ },
+    // Over the frame limit (64 KiB here).
+    {
+      id: 25,
+      send: JSON.stringify({ requestId: 25, ping: {}, pad: "x".repeat(70 * 1024) }),
+      expect: /exceeds/,
+    },
+  ];
+  for (const c of cases) {
+    json.sendRaw(c.send);
+    const answer = await json.answer(c.id);
+    const err = errorOf(answer);
+    t.is(err.code, ErrorCode.INVALID_ARGUMENT, c.send.slice(0, 60));
+    t.regex(err.message, c.expect);
+  }
+
+  const binary = await RawSocket.open(t, region);
+  await binary.hello(region, "newer");
+  // request_id 31, then a field whose length runs past the end of the frame.
+  binary.sendRaw(new Uint8Array([0x08, 31, 0x12, 0x7f, 0x01]));
+  t.is(errorOf(await binary.answer(31)).code, ErrorCode.INVALID_ARGUMENT);
+});
