@@ -455,7 +455,7 @@ export class Connection {
       }
       case "sync": {
         this.#gate.begin();
-        await this.#requestReplay(k.value.inbox, ConnectReason.SYNC);
+        await this.#requestReplay(k.value.inbox, ConnectReason.SYNC, id);
         return;
       }
       case "registerPushToken": {
@@ -481,7 +481,7 @@ export class Connection {
   }
 
   /** requestReplay asks notification (via user.connected) to replay the inbox after `inbox`. */
-  async #requestReplay(inbox: VersionVector | undefined, reason: ConnectReason) {
+  async #requestReplay(inbox: VersionVector | undefined, reason: ConnectReason, requestId = 0) {
     await publishEvents(this.#host.bus, TOPICS.userConnected, [
       {
         key: this.userId,
@@ -492,6 +492,7 @@ export class Connection {
           instanceId: this.#host.instanceId,
           inbox,
           reason,
+          requestId,
         },
       },
     ]);

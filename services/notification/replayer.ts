@@ -31,8 +31,11 @@ export class Replayer {
     this.#pageSize = pageSize;
   }
 
-  /** replay sends every entry after `after`; it returns how many, and the head reached. */
-  async replay(target: ReplayTarget, after: VersionVector | undefined) {
+  /**
+   * replay sends every entry after `after`; it returns how many, and the head reached. The
+   * sync_state answers `requestId` (the client's sync request; 0 after a hello).
+   */
+  async replay(target: ReplayTarget, after: VersionVector | undefined, requestId = 0) {
     const cursor = vectorFromProto(after);
     let expired: Vector = new Map();
     let sent = 0;
@@ -61,6 +64,7 @@ export class Replayer {
         const head = page.head ?? vectorToProto(cursor);
         await this.#fanout.toSession(target, [
           create(ServerFrameSchema, {
+            requestId,
             kind: {
               case: "syncState",
               value: { inboxHead: head, expired: vectorToProto(expired) },

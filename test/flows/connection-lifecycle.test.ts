@@ -133,3 +133,14 @@ test("operators list a user's sessions on a gateway and disconnect one device", 
   t.is(info.code, 4000);
   t.is(info.reason, "lost device");
 });
+
+test("a sync request is answered by a sync_state carrying its request id", async (t) => {
+  const region = await withRegion(t);
+  const raw = await RawSocket.open(t, region);
+  await raw.hello(region, "syncer");
+  const afterHello = await raw.next((f) => f.kind.case === "syncState");
+  t.is(afterHello.requestId, 0, "the replay after a hello answers no request");
+  raw.send(41, { case: "sync", value: {} });
+  const answer = await raw.answer(41);
+  t.is(answer.kind.case, "syncState");
+});

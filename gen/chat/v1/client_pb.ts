@@ -133,7 +133,8 @@ export type ClientFrame = Message<"chat.v1.ClientFrame"> & {
   } | {
     /**
      * sync asks for every inbox entry after a version vector (to fill a gap in the live
-     * stream). Answered by deliveries with replay set, then sync_state.
+     * stream). Answered by deliveries with replay set, then sync_state, which carries the
+     * sync's request_id.
      *
      * @generated from field: chat.v1.Sync sync = 15;
      */

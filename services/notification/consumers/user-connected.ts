@@ -26,6 +26,7 @@ export function consumeUserConnected(deps: {
           await deps.replayer.replay(
             { userId: ev.userId, sessionId: ev.sessionId, instanceId: ev.instanceId },
             ev.inbox,
+            ev.requestId,
           );
         }
       };
