@@ -50,6 +50,13 @@ export const ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 export const JWKS_TIMEOUT_MS = 3_000;
 
 /**
+ * JWKS_REFETCH_MS rate-limits the refetches an unknown key id causes. After the identity
+ * provider rotates its signing key, tokens with the new key id fail at most this long on a
+ * gateway that fetched the set just before; then the set is fetched again and they pass.
+ */
+export const JWKS_REFETCH_MS = 5_000;
+
+/**
  * createJwtVerifier verifies JWTs against a JSON Web Key Set (fetched from `jwksUrl` and cached,
  * or given directly), checking signature, expiry, and issuer and audience when configured.
  * The user id is the `sub` claim, which must be a valid id.
@@ -67,13 +74,19 @@ export function createJwtVerifier(opts: {
   audience?: string;
   /** timeoutMs bounds one fetch of the key set (default JWKS_TIMEOUT_MS). */
   timeoutMs?: number;
+  /**
+   * refetchAfterMs is the least time between two fetches of the key set caused by a token
+   * whose key id the set lacks (a key rotation): the rate limit on refetches (default
+   * JWKS_REFETCH_MS).
+   */
+  refetchAfterMs?: number;
 }): TokenVerifier {
   const timeoutMs = opts.timeoutMs ?? JWKS_TIMEOUT_MS;
   const source =
     opts.keys ??
     createRemoteJWKSet(new URL(opts.jwksUrl ?? ""), {
       timeoutDuration: timeoutMs,
-      cooldownDuration: 30_000,
+      cooldownDuration: opts.refetchAfterMs ?? JWKS_REFETCH_MS,
       cacheMaxAge: 10 * 60_000,
     });
   const keys: JWTVerifyGetKey = async (header, token) => {

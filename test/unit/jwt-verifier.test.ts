@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import test from "ava";
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { AuthError, createJwtVerifier } from "../../services/gateway/auth.ts";
@@ -50,4 +52,55 @@ test("a token issued in the future is refused beyond the clock tolerance", async
   );
   // Within the tolerance (a provider's clock a little ahead) it is accepted.
   await t.notThrowsAsync(verifier.verify(await sign({ exp: now() + 600, iat: now() + 10 })));
+});
+
+test("after the identity provider rotates its key, tokens with the new key id pass within the refetch limit", async (t) => {
+  const old = await generateKeyPair("ES256");
+  const next = await generateKeyPair("ES256");
+  const keyOf = async (k: Parameters<typeof exportJWK>[0], kid: string) => ({
+    ...(await exportJWK(k)),
+    kid,
+    alg: "ES256",
+  });
+  let keys = [await keyOf(old.publicKey, "old")];
+  let fetches = 0;
+  const server = createServer((_req, res) => {
+    fetches++;
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const remote = createJwtVerifier({
+    jwksUrl: `http://127.0.0.1:${port}/jwks.json`,
+    refetchAfterMs: 300,
+  });
+  const token = (k: Parameters<typeof exportJWK>[0], kid: string) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", kid })
+      .setSubject("alice")
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(k);
+
+  await remote.verify(await token(old.privateKey, "old"));
+  t.is(fetches, 1);
+  // The provider publishes the new key and signs with it; the old one is withdrawn.
+  keys = [await keyOf(next.publicKey, "next")];
+  const fresh = await token(next.privateKey, "next");
+  // Just after a fetch, the unknown key id does not refetch (the rate limit)...
+  await t.throwsAsync(remote.verify(fresh), { instanceOf: AuthError });
+  // ...but once the limit has passed, it does, and the new key is known.
+  await new Promise((r) => setTimeout(r, 400));
+  t.like(await remote.verify(fresh), { userId: "alice" });
+  t.is(fetches, 2);
+  // A token signed with a key the provider never published stays refused, without a refetch
+  // storm: at most one fetch per refetch interval.
+  const forged = await generateKeyPair("ES256");
+  for (let i = 0; i < 5; i++) {
+    await t.throwsAsync(remote.verify(await token(forged.privateKey, "forged")), {
+      instanceOf: AuthError,
+    });
+  }
+  t.true(fetches <= 3, `fetches: ${fetches}`);
 });
