@@ -477,8 +477,20 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     const writes: Array<{ receipt: Receipt; memberIds: string[] }> = [];
     const doubtful: Array<{ item: number; position: (typeof items)[number]["conversations"][0] }> =
       [];
+    const regions = new Set([this.#d.region, ...(this.#d.peers ?? [])]);
     items.forEach(({ actor, conversations: positions }, i) => {
       for (const p of positions) {
+        // A position in a region that does not exist would be stored, relayed and never
+        // come down again: refused, naming the region.
+        const unknown = Object.keys(p.upTo?.seqs ?? {}).find((r) => !regions.has(r));
+        if (unknown !== undefined) {
+          errors[i] ??= toConnectError(
+            invalidArgument(
+              `up_to: region "${unknown}" is not one of this deployment's (${[...regions].join(", ")})`,
+            ),
+          );
+          continue;
+        }
         const conversation = conversations.get(p.conversationId);
         if (!conversation?.memberIds.includes(actor.userId)) {
           doubtful.push({ item: i, position: p });

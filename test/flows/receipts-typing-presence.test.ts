@@ -1,6 +1,8 @@
 import test from "ava";
+import { ErrorCode } from "../../gen/chat/v1/client_pb.ts";
 import { ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
+import { RawSocket } from "../support/raw-socket.ts";
 import { connect, within, withRegion } from "../support/region.ts";
 
 test("delivered and read receipts reach the other members", async (t) => {
@@ -77,4 +79,35 @@ test("presence: watchers see users they share a conversation with come and go", 
   await bob.close();
   const [p] = await within(offline, 5_000, "bob offline");
   t.false(p.online);
+});
+
+test("receipts in a region that does not exist are refused, naming it, and never relayed", async (t) => {
+  const region = await withRegion(t);
+  const alice = await connect(t, region, "alice");
+  const dm = await alice.createDirect("bob");
+  await alice.send(dm.id, "one message");
+  const relayed: string[] = [];
+  alice.on("receipt", (r) => {
+    if (r.userId === "bob") relayed.push(JSON.stringify(r.upTo?.seqs, (_k, v) => String(v)));
+  });
+  const bob = await RawSocket.open(t, region);
+  await bob.hello(region, "bob");
+  const upTo = { seqs: { [region.region]: 1n, mars: 5n } };
+  bob.send(7, { case: "markRead", value: { conversationId: dm.id, upTo } });
+  bob.send(8, { case: "ack", value: { conversations: [{ conversationId: dm.id, upTo }] } });
+  for (const id of [7, 8]) {
+    const answer = await bob.answer(id);
+    t.is(answer.kind.case, "error");
+    if (answer.kind.case === "error") {
+      t.is(answer.kind.value.code, ErrorCode.INVALID_ARGUMENT);
+      t.regex(answer.kind.value.message, /region "mars"/);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  t.deepEqual(relayed, [], "nothing reached the other member");
+  t.deepEqual(
+    (await alice.receipts(dm.id)).filter((r) => r.userId === "bob"),
+    [],
+    "nothing was stored",
+  );
 });
