@@ -261,6 +261,7 @@ async function startRegions(opts: ChaosOptions, env: NodeJS.ProcessEnv): Promise
   for (let i = 0; i < 2; i++) {
     ports.push({
       gateway: await freePort(),
+      gatewayAdmin: 0,
       messaging: await freePort(),
       notification: await freePort(),
       persistence: await freePort(),

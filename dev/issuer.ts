@@ -9,6 +9,8 @@ import { ID_PATTERN } from "../services/shared/ids.ts";
  * tests only; a deployment points AUTH_JWKS_URL at its identity provider instead.
  *
  *   GET /token?user=alice       → {"token": "...", "user": "alice", "expires_at": "..."}
+ *   GET /token?user=ops&operator=true → the same, for the gateway's operator API
+ *                                 (audience OPERATOR_AUDIENCE)
  *   GET /.well-known/jwks.json  → the public keys
  */
 export interface DevIssuer {
@@ -18,11 +20,15 @@ export interface DevIssuer {
   readonly issuer: string;
   /** token signs a token for `userId`, valid for `ttlSeconds`. */
   token(userId: string, ttlSeconds?: number): Promise<string>;
+  /** operatorToken signs a token for the gateway's operator API (audience OPERATOR_AUDIENCE). */
+  operatorToken(userId: string): Promise<string>;
   close(): Promise<void>;
 }
 
 /** DEV_AUDIENCE is the `aud` claim of development tokens. */
 export const DEV_AUDIENCE = "connect-chat";
+/** OPERATOR_AUDIENCE is the `aud` claim of operator tokens (the default AUTH_OPERATOR_AUDIENCE). */
+export const OPERATOR_AUDIENCE = "connect-chat-operator";
 
 /** startDevIssuer starts an issuer with a fresh ES256 key on `host:port` (0 picks a port). */
 export async function startDevIssuer(
@@ -33,12 +39,12 @@ export async function startDevIssuer(
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
   const host = opts.host ?? "127.0.0.1";
   let url = "";
-  const sign = (userId: string, ttlSeconds = 24 * 3600) =>
+  const sign = (userId: string, ttlSeconds = 24 * 3600, audience = DEV_AUDIENCE) =>
     new SignJWT({})
       .setProtectedHeader({ alg: "ES256", kid })
       .setSubject(userId)
       .setIssuer(url)
-      .setAudience(DEV_AUDIENCE)
+      .setAudience(audience)
       .setIssuedAt()
       .setExpirationTime(`${ttlSeconds}s`)
       .sign(privateKey);
@@ -61,7 +67,8 @@ export async function startDevIssuer(
       if (!Number.isInteger(ttl) || ttl < 1 || ttl > 30 * 24 * 3600) {
         return json(400, { error: "ttl must be whole seconds between 1 and 2592000" });
       }
-      sign(user, ttl).then(
+      const operator = u.searchParams.get("operator") === "true";
+      sign(user, ttl, operator ? OPERATOR_AUDIENCE : DEV_AUDIENCE).then(
         (token) =>
           json(200, { token, user, expires_at: new Date(Date.now() + ttl * 1000).toISOString() }),
         () => json(500, { error: "could not sign" }),
@@ -81,6 +88,7 @@ export async function startDevIssuer(
     jwksUrl: `${url}/.well-known/jwks.json`,
     issuer: url,
     token: (userId, ttl) => sign(userId, ttl),
+    operatorToken: (userId) => sign(userId, 3600, OPERATOR_AUDIENCE),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

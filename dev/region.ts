@@ -126,6 +126,8 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
       const env: NodeJS.ProcessEnv = {
         ...common,
         PORT: String(ports.get(name)),
+        // Gateways also listen for operators; each on a port of its own.
+        ...(service === "gateway" ? { ADMIN_PORT: String(await freePort()) } : {}),
         INSTANCE_ID: `${region}-${service}-${instance}`,
         MESSAGING_URL: messagingFor.get(name) ?? url("messaging-1"),
       };

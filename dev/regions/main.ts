@@ -69,6 +69,7 @@ try {
         issuerPort: 8090,
         ports: REGION_NAMES.map((_, i) => ({
           gateway: 8080 + i * 1000,
+          gatewayAdmin: 8084 + i * 1000,
           messaging: 8081 + i * 1000,
           notification: 8082 + i * 1000,
           persistence: 8083 + i * 1000,

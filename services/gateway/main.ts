@@ -10,6 +10,10 @@ await runService("gateway", loadGatewayConfig, async ({ config, clients, shared,
   build({
     config,
     verifier: createJwtVerifier(config.auth),
+    operatorVerifier: createJwtVerifier({
+      ...config.auth,
+      audience: config.admin.operatorAudience,
+    }),
     messaging: clients.client(MessagingService, config.urls.messaging),
     notification: clients.client(NotificationService, config.urls.notification),
     ...(await shared()),

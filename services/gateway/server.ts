@@ -30,6 +30,7 @@ import { consumePresenceChanged } from "./consumers/presence-changed.ts";
 import { consumePresenceLease } from "./consumers/presence-lease.ts";
 import { watchEcsStop } from "./ecs-stop-watch.ts";
 import { GatewayHandler } from "./handler.ts";
+import { operatorAuth } from "./operator-auth.ts";
 import { PresenceWatch } from "./presence-watch.ts";
 import type { LiveFrame } from "./replay-gate.ts";
 
@@ -53,6 +54,8 @@ export interface GatewayAppDeps {
     ecsMetadataUri?: string;
   };
   verifier: TokenVerifier;
+  /** operatorVerifier checks the tokens of the operator API (audience AUTH_OPERATOR_AUDIENCE). */
+  operatorVerifier: TokenVerifier;
   messaging: Client<typeof MessagingService>;
   notification: Client<typeof NotificationService>;
   bus: Bus;
@@ -278,6 +281,9 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     metrics,
     health,
     routes: (r) => r.service(GatewayService, new GatewayHandler((u) => byUser.get(u) ?? [])),
+    // The public port carries /ws and /healthz only; the operator API, reflection and metrics
+    // are on the admin listener, and the operator API wants an operator token there too.
+    admin: { interceptors: [operatorAuth(deps.operatorVerifier, log)] },
     upgrade,
     connectionCount: () => connections.size,
     drain,

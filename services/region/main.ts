@@ -6,6 +6,7 @@ import { DEFAULT_PORTS, startLocalRegion } from "./region.ts";
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
 const portsSchema = z.object({
   GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
+  GATEWAY_ADMIN_PORT: port(DEFAULT_PORTS.gatewayAdmin),
   MESSAGING_PORT: port(DEFAULT_PORTS.messaging),
   NOTIFICATION_PORT: port(DEFAULT_PORTS.notification),
   PERSISTENCE_PORT: port(DEFAULT_PORTS.persistence),
@@ -25,6 +26,7 @@ try {
     log: "stdout",
     ports: {
       gateway: p.GATEWAY_PORT,
+      gatewayAdmin: p.GATEWAY_ADMIN_PORT,
       messaging: p.MESSAGING_PORT,
       notification: p.NOTIFICATION_PORT,
       persistence: p.PERSISTENCE_PORT,
@@ -42,7 +44,7 @@ try {
     "  Chat from a terminal npm run chat -- --user alice     (and --user bob in another)",
     "",
     "  gRPC services, each with grpc.health.v1.Health and server reflection:",
-    `    gateway       ${u.gateway}`,
+    `    gateway       ${u.gatewayAdmin}   (operator API; the public port ${u.gateway} has /ws and /healthz only)`,
     `    messaging     ${u.messaging}`,
     `    notification  ${u.notification}`,
     `    persistence   ${u.persistence}`,
@@ -52,6 +54,9 @@ try {
     `    npx buf curl --http2-prior-knowledge -d '{}' ${u.messaging}/grpc.health.v1.Health/Check`,
     `    npx buf curl --http2-prior-knowledge -H 'chat-user-id: alice' -d '{}' \\`,
     `      ${u.messaging}/chat.v1.MessagingService/ListConversations`,
+    `    TOKEN=$(curl -s '${region.issuer.url}/token?user=ops&operator=true' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')`,
+    `    npx buf curl --http2-prior-knowledge -H "Authorization: Bearer $TOKEN" -d '{"userId":"alice"}' \\`,
+    `      ${u.gatewayAdmin}/chat.v1.GatewayService/ListSessions`,
     "",
     "  Ctrl-C stops the region (everything is in memory and goes with it).",
     "",

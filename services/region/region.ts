@@ -30,6 +30,7 @@ export interface LocalRegionOptions {
   /** ports of gateway, messaging, notification, persistence and the dev issuer; 0 picks any. */
   ports?: {
     gateway: number;
+    gatewayAdmin: number;
     messaging: number;
     notification: number;
     persistence: number;
@@ -56,7 +57,14 @@ export interface LocalRegion {
   readonly region: string;
   /** wsUrl is where clients connect. */
   readonly wsUrl: string;
-  readonly urls: { gateway: string; messaging: string; notification: string; persistence: string };
+  /** urls are the services' ports; gatewayAdmin is the gateway's operator API, reflection and metrics. */
+  readonly urls: {
+    gateway: string;
+    gatewayAdmin: string;
+    messaging: string;
+    notification: string;
+    persistence: string;
+  };
   readonly issuer: DevIssuer;
   readonly gateway: GatewayApp;
   readonly services: RunningService[];
@@ -75,6 +83,7 @@ export interface LocalRegion {
 /** EPHEMERAL_PORTS lets the OS pick every port (tests). */
 export const EPHEMERAL_PORTS = {
   gateway: 0,
+  gatewayAdmin: 0,
   messaging: 0,
   notification: 0,
   persistence: 0,
@@ -84,6 +93,7 @@ export const EPHEMERAL_PORTS = {
 /** DEFAULT_PORTS are the ports of `npm start`. */
 export const DEFAULT_PORTS = {
   gateway: 8080,
+  gatewayAdmin: 8084,
   messaging: 8081,
   notification: 8082,
   persistence: 8083,
@@ -188,6 +198,10 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
     const gatewayApp = buildGateway({
       config: gatewayConfig,
       verifier: createJwtVerifier(gatewayConfig.auth),
+      operatorVerifier: createJwtVerifier({
+        ...gatewayConfig.auth,
+        audience: gatewayConfig.admin.operatorAudience,
+      }),
       messaging: clients.client(MessagingService, messaging.url),
       notification: clients.client(NotificationService, notification.url),
       bus,
@@ -196,7 +210,11 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       log: logFor("gateway"),
       metrics: metricsFor("gateway"),
     });
-    const gateway = await serveApp(gatewayApp, { port: ports.gateway, host });
+    const gateway = await serveApp(gatewayApp, {
+      port: ports.gateway,
+      adminPort: ports.gatewayAdmin,
+      host,
+    });
     running.push(gateway);
 
     return {
@@ -204,6 +222,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       wsUrl: `${gateway.url.replace(/^http/, "ws")}/ws`,
       urls: {
         gateway: gateway.url,
+        gatewayAdmin: gateway.adminUrl ?? gateway.url,
         messaging: messaging.url,
         notification: notification.url,
         persistence: persistence.url,

@@ -175,6 +175,11 @@ export interface ServiceUrls {
 export interface GatewayConfig extends CommonConfig {
   urls: ServiceUrls;
   auth: { jwksUrl: string; issuer?: string; audience?: string };
+  /**
+   * admin is the internal listener of the operator API, reflection and metrics (never behind
+   * the public load balancer); operators present a token with `operatorAudience`.
+   */
+  admin: { port: number; operatorAudience: string };
   heartbeatIntervalMs: number;
   sessionTtlMs: number;
   maxFrameBytes: number;
@@ -327,9 +332,11 @@ const SHAPES = {
     ...backends,
     ...urls,
     PORT: port(8080),
+    ADMIN_PORT: port(9080),
     AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }),
     AUTH_ISSUER: z.string().min(1).optional(),
     AUTH_AUDIENCE: z.string().min(1).optional(),
+    AUTH_OPERATOR_AUDIENCE: z.string().min(1).default("connect-chat-operator"),
     HEARTBEAT_INTERVAL_MS: ms(15_000),
     SESSION_TTL_MS: ms(60_000),
     MAX_FRAME_BYTES: z.coerce.number().int().min(1024).max(1_048_576).default(65_536),
@@ -388,6 +395,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     ...commonOf(e, e.PORT, "gateway"),
     urls: urlsOf(e),
     auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE },
+    admin: { port: e.ADMIN_PORT, operatorAudience: e.AUTH_OPERATOR_AUDIENCE },
     heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
     sessionTtlMs: e.SESSION_TTL_MS,
     maxFrameBytes: e.MAX_FRAME_BYTES,

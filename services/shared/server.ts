@@ -20,7 +20,8 @@ export interface ServeOptions {
   routes: (router: ConnectRouter) => void;
   interceptors: Interceptor[];
   health: Health;
-  metrics: Registry;
+  /** metrics, when set, is served at GET /metrics. */
+  metrics?: Registry;
   http?: HttpRoute;
   upgrade?: UpgradeHandler;
 }
@@ -132,10 +133,11 @@ function plainRoutes(req: http.IncomingMessage, res: http.ServerResponse, opts: 
     );
     return true;
   }
-  if (path === "/metrics") {
-    opts.metrics.metrics().then(
+  const metrics = opts.metrics;
+  if (path === "/metrics" && metrics) {
+    metrics.metrics().then(
       (body) => {
-        res.writeHead(200, { "content-type": opts.metrics.contentType });
+        res.writeHead(200, { "content-type": metrics.contentType });
         res.end(body);
       },
       () => {

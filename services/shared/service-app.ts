@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { Health as HealthService } from "../../gen/grpc/health/v1/health_pb.ts";
 import { createHealth, type Health } from "./health.ts";
 import { serverInterceptors } from "./interceptors.ts";
@@ -28,6 +28,13 @@ export interface ServiceApp {
   kill?(): Promise<void>;
   readonly http?: HttpRoute;
   readonly upgrade?: UpgradeHandler;
+  /**
+   * admin, when set, splits the app over two listeners: the public one serves only `http`,
+   * `upgrade` and GET /healthz (what a public load balancer needs); the admin one serves the
+   * gRPC services, health, reflection and /metrics, its RPCs passing `interceptors` too (the
+   * operator credential check).
+   */
+  readonly admin?: { interceptors: Interceptor[] };
 }
 
 /** RunningService is a served ServiceApp. */
@@ -35,6 +42,8 @@ export interface RunningService {
   readonly app: ServiceApp;
   readonly url: string;
   readonly port: number;
+  /** adminUrl is the admin listener, for an app that has one. */
+  readonly adminUrl?: string;
   /**
    * stop reports NOT_SERVING, stops the app's work, then closes the port, letting requests in
    * flight finish (up to `graceMs`).
@@ -55,42 +64,61 @@ export function createAppHealth(services: DescService[]): Health {
  */
 export async function serveApp(
   app: ServiceApp,
-  opts: { port: number; host: string },
+  opts: { port: number; host: string; adminPort?: number },
 ): Promise<RunningService> {
-  const server: ServiceServer = await serve({
-    port: opts.port,
-    host: opts.host,
-    interceptors: serverInterceptors(app.log, app.metrics),
+  const rpc = {
     health: app.health,
     metrics: app.metrics.registry,
-    http: app.http,
-    upgrade: app.upgrade,
-    routes: (router) => {
+    routes: (router: ConnectRouter) => {
       app.routes(router);
       app.health.routes(router);
       registerReflection(router, [...app.services, HealthService]);
     },
+  };
+  const interceptors = serverInterceptors(app.log, app.metrics);
+  const admin: ServiceServer | undefined = app.admin
+    ? await serve({
+        port: opts.adminPort ?? 0,
+        host: opts.host,
+        interceptors: [...interceptors, ...app.admin.interceptors],
+        ...rpc,
+      })
+    : undefined;
+  const server: ServiceServer = await serve({
+    port: opts.port,
+    host: opts.host,
+    interceptors,
+    http: app.http,
+    upgrade: app.upgrade,
+    ...(admin ? { health: app.health, routes: () => {} } : rpc),
+  }).catch(async (err) => {
+    await admin?.close(0);
+    throw err;
   });
   await app.start();
   app.health.setServing(true);
-  app.log.info({ url: server.url }, `${app.name} listening`);
+  app.log.info(
+    { url: server.url, ...(admin ? { admin: admin.url } : {}) },
+    `${app.name} listening`,
+  );
   let stopping: Promise<void> | undefined;
   return {
     app,
     url: server.url,
     port: server.port,
+    adminUrl: admin?.url,
     stop: (graceMs?: number) => {
       stopping ??= (async () => {
         app.health.setServing(false);
         await app.stop();
-        await server.close(graceMs);
+        await Promise.all([server.close(graceMs), admin?.close(graceMs)]);
       })();
       return stopping;
     },
     kill: () => {
       stopping ??= (async () => {
         app.health.setServing(false);
-        const closed = server.close(0);
+        const closed = Promise.all([server.close(0), admin?.close(0)]);
         await (app.kill ?? app.stop).call(app);
         await closed;
       })();

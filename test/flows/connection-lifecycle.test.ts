@@ -5,7 +5,7 @@ import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
 import { MemoryDeliveryChannel } from "../../services/shared/adapters/memory/memory-delivery-channel.ts";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
 import { RawSocket } from "../support/raw-socket.ts";
-import { connect, within, withRegion } from "../support/region.ts";
+import { connect, operatorCall, within, withRegion } from "../support/region.ts";
 
 /** LossyChannel drops the live deliveries a test chooses, as a restarting channel would. */
 class LossyChannel extends MemoryDeliveryChannel {
@@ -108,16 +108,10 @@ test("operators list a user's sessions on a gateway and disconnect one device", 
   const region = await withRegion(t);
   await connect(t, region, "olga", "phone");
   const laptop = await connect(t, region, "olga", "laptop");
-  const call = async (method: string, body: unknown) => {
-    const res = await fetch(`${region.urls.gateway}/chat.v1.GatewayService/${method}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    return (await res.json()) as {
+  const call = async (method: "ListSessions" | "Disconnect", body: unknown) =>
+    (await operatorCall(region, method, body)) as {
       sessions: Array<{ deviceId: string; encoding: string }>;
     } & Record<string, unknown>;
-  };
   const listed = await call("ListSessions", { userId: "olga" });
   t.deepEqual(listed.sessions.map((s: { deviceId: string }) => s.deviceId).sort(), [
     "laptop",
@@ -143,4 +137,39 @@ test("a sync request is answered by a sync_state carrying its request id", async
   raw.send(41, { case: "sync", value: {} });
   const answer = await raw.answer(41);
   t.is(answer.kind.case, "syncState");
+});
+
+test("the public port carries /ws and /healthz only; the operator API wants an operator token", async (t) => {
+  const region = await withRegion(t);
+  await connect(t, region, "carol");
+  const post = (base: string, headers: Record<string, string> = {}) =>
+    fetch(`${base}/chat.v1.GatewayService/Disconnect`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify({ userId: "carol" }),
+    });
+  // The public port: no operator API, no metrics, no reflection.
+  t.is((await post(region.urls.gateway)).status, 404);
+  t.is((await fetch(`${region.urls.gateway}/metrics`)).status, 404);
+  const reflect = await fetch(
+    `${region.urls.gateway}/grpc.reflection.v1.ServerReflection/ServerReflectionInfo`,
+    { method: "POST", headers: { "content-type": "application/json" }, body: "{}" },
+  );
+  t.is(reflect.status, 404);
+  t.is((await fetch(`${region.urls.gateway}/healthz`)).status, 200);
+
+  // The admin listener: no token, a user's chat token, a token for another audience: refused.
+  const admin = region.urls.gatewayAdmin;
+  for (const [headers, why] of [
+    [{}, /operator credential required/],
+    [{ authorization: `Bearer ${await region.token("carol")}` }, /operator token refused/],
+    [{ authorization: "Bearer not-a-jwt" }, /operator token refused/],
+  ] as const) {
+    const res = await post(admin, headers);
+    t.is(res.status, 401);
+    t.regex(((await res.json()) as { message: string }).message, why);
+  }
+  t.is((await fetch(`${admin}/metrics`)).status, 200);
+  // With an operator token it works.
+  t.deepEqual(await operatorCall(region, "Disconnect", { userId: "carol" }), { closed: 1 });
 });

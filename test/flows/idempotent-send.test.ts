@@ -1,7 +1,7 @@
 import test from "ava";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
 import { RawSocket } from "../support/raw-socket.ts";
-import { connect, withRegion } from "../support/region.ts";
+import { connect, operatorCall, withRegion } from "../support/region.ts";
 
 test("a retry with the same client_msg_id returns the original message and is delivered once", async (t) => {
   const region = await withRegion(t);
@@ -45,7 +45,7 @@ test("the SDK retries unacknowledged sends across reconnections without duplicat
   for (let i = 0; i < 10; i++) {
     sends.push(alice.send(dm.id, `msg ${i}`));
     // Drop alice's socket right after the frame left: the send may or may not have landed.
-    await disconnect(region.urls.gateway, "alice");
+    await operatorCall(region, "Disconnect", { userId: "alice" });
   }
   const acked = (await Promise.all(sends)) as Array<{ seq: bigint }>;
   t.deepEqual(
@@ -59,12 +59,3 @@ test("the SDK retries unacknowledged sends across reconnections without duplicat
     Array.from({ length: 10 }, (_, i) => `msg ${i}`),
   );
 });
-
-async function disconnect(gatewayUrl: string, userId: string) {
-  const res = await fetch(`${gatewayUrl}/chat.v1.GatewayService/Disconnect`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ userId }),
-  });
-  await res.body?.cancel();
-}

@@ -119,6 +119,7 @@ async function regionWithJwks(
       jwksUrl: jwks.url,
       issuer: issuer.issuer,
       token: (userId, ttl) => issuer.token(userId, ttl),
+      operatorToken: (userId) => issuer.operatorToken(userId),
       close: async () => undefined,
     },
   });

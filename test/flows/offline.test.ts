@@ -1,7 +1,7 @@
 import test from "ava";
 import { ChatClient } from "../../client/index.ts";
 import { MessageRecorder } from "../support/inbox-recorder.ts";
-import { connect, withRegion } from "../support/region.ts";
+import { connect, operatorCall, withRegion } from "../support/region.ts";
 
 test("messages for an offline user are delivered when a device connects, each once", async (t) => {
   const region = await withRegion(t);
@@ -40,7 +40,7 @@ test("a device that reconnects resumes from its inbox position: no gap, no dupli
   const reconnected = bob.once("connected");
   const [session] = region.gateway.connectionCount() > 0 ? [true] : [false];
   t.true(session);
-  await fetchDisconnect(region.urls.gateway, "bob");
+  await operatorCall(region, "Disconnect", { userId: "bob", reason: "test" });
   for (const text of ["two", "three", "four"]) await alice.send(dm.id, text);
   await reconnected;
   await bobSaw.count(4);
@@ -68,13 +68,3 @@ test("a device offline while the app restarts resumes from its persisted positio
   await new Promise((r) => setTimeout(r, 200));
   t.deepEqual(secondSaw.texts(), ["after"], "only what the previous run had not received");
 });
-
-/** fetchDisconnect asks the gateway (over its gRPC API, Connect protocol) to drop a user. */
-async function fetchDisconnect(gatewayUrl: string, userId: string) {
-  const res = await fetch(`${gatewayUrl}/chat.v1.GatewayService/Disconnect`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ userId, reason: "test" }),
-  });
-  if (!res.ok) throw new Error(`disconnect failed: ${res.status} ${await res.text()}`);
-}

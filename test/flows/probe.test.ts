@@ -35,9 +35,14 @@ async function bufCurl(...args: string[]): Promise<string> {
 
 test("buf curl lists, calls and health-checks every service through reflection", async (t) => {
   const region = await withRegion(t);
-  for (const [name, url] of Object.entries(region.urls) as Array<
-    [keyof typeof SERVICE_NAMES, string]
-  >) {
+  // The gateway's gRPC services are on its admin listener (its public port is /ws).
+  const ports: Record<keyof typeof SERVICE_NAMES, string> = {
+    gateway: region.urls.gatewayAdmin,
+    messaging: region.urls.messaging,
+    notification: region.urls.notification,
+    persistence: region.urls.persistence,
+  };
+  for (const [name, url] of Object.entries(ports) as Array<[keyof typeof SERVICE_NAMES, string]>) {
     const services = (await bufCurl("--list-services", url)).trim().split("\n");
     t.deepEqual(
       services.sort(),
@@ -90,6 +95,23 @@ test("buf curl lists, calls and health-checks every service through reflection",
     `${region.urls.messaging}/chat.v1.MessagingService/SendMessage`,
   ).catch((e: { stderr?: string; stdout?: string }) => `${e.stdout}${e.stderr}`);
   t.regex(refused, /invalid_argument/, "bad input is refused by validation with InvalidArgument");
+  // The operator API, as the README probes it: with an operator token, on the admin listener.
+  const sessions = JSON.parse(
+    await bufCurl(
+      "-H",
+      `Authorization: Bearer ${await region.issuer.operatorToken("ops")}`,
+      "-d",
+      JSON.stringify({ userId: "nobody" }),
+      `${region.urls.gatewayAdmin}/chat.v1.GatewayService/ListSessions`,
+    ),
+  );
+  t.deepEqual(sessions, {}, "nobody has no sessions");
+  const anonymous = await bufCurl(
+    "-d",
+    JSON.stringify({ userId: "nobody" }),
+    `${region.urls.gatewayAdmin}/chat.v1.GatewayService/ListSessions`,
+  ).catch((e: { stderr?: string; stdout?: string }) => `${e.stdout}${e.stderr}`);
+  t.regex(anonymous, /unauthenticated/, "without a token the operator API refuses");
 });
 
 /** unary calls a method with a plain @grpc/grpc-js client and protobuf-es serializers. */

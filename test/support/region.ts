@@ -59,3 +59,25 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
     );
   });
 }
+
+/**
+ * operatorCall calls the gateway's operator API (GatewayService, Connect protocol with JSON) on
+ * its admin listener, with an operator token from the region's issuer. It throws on an error.
+ */
+export async function operatorCall(
+  region: Pick<LocalRegion, "urls" | "issuer">,
+  method: "ListSessions" | "Disconnect",
+  body: unknown,
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`${region.urls.gatewayAdmin}/chat.v1.GatewayService/${method}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${await region.issuer.operatorToken("ops")}`,
+    },
+    body: JSON.stringify(body),
+  });
+  const answer = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw new Error(`${method} failed: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
