@@ -55,12 +55,16 @@ export class AckRetry {
   }
 
   /**
-   * retryable says whether a failed ack call (its error, or its outcome's error code) is
-   * worth sending again: the codes a retry can cure, and an interrupted call.
+   * retryableCode says whether an ack that failed with `code` is worth sending again: the
+   * codes a retry can cure, and an interrupted call.
    */
-  static retryable(err: unknown): boolean {
-    const code = err instanceof ConnectError ? err.code : ConnectError.from(err).code;
+  static retryableCode(code: Code): boolean {
     return isRetryableCode(code) || code === Code.Canceled;
+  }
+
+  /** retryable says whether a failed ack call is worth sending again. */
+  static retryable(err: unknown): boolean {
+    return AckRetry.retryableCode(ConnectError.from(err).code);
   }
 
   /** hold keeps an ack for a retry, merged with what is held for the same device. */
@@ -68,15 +72,12 @@ export class AckRetry {
     if (this.#closed) return;
     const now = Date.now();
     for (const c of conversations) {
-      const key = `${actor.userId}\u0000${actor.deviceId}\u0000${c.conversationId}`;
-      let held = this.#held.get(key);
-      if (!held) {
-        held = { actor, conversationId: c.conversationId, upTo: new Map(), firstFailedMs: now };
-        this.#held.set(key, held);
-      }
-      for (const [region, seq] of Object.entries(c.upTo?.seqs ?? {})) {
-        if (seq > (held.upTo.get(region) ?? 0n)) held.upTo.set(region, seq);
-      }
+      this.#merge({
+        actor,
+        conversationId: c.conversationId,
+        upTo: new Map(Object.entries(c.upTo?.seqs ?? {})),
+        firstFailedMs: now,
+      });
     }
     this.#schedule();
   }
@@ -140,9 +141,9 @@ export class AckRetry {
         chunk.forEach((c, j) => {
           const error = outcomes[j]?.error;
           if (!error) return;
-          if (AckRetry.retryable(new ConnectError(error.message, error.code as number as Code))) {
+          if (AckRetry.retryableCode(error.code as number as Code)) {
             failed = true;
-            this.#putBack(c.held);
+            for (const h of c.held) this.#merge(h);
           } else {
             this.#o.log.warn({ code: error.code, message: error.message }, "delivery ack refused");
           }
@@ -153,7 +154,7 @@ export class AckRetry {
           continue;
         }
         failed = true;
-        for (const c of chunk) this.#putBack(c.held);
+        for (const c of chunk) for (const h of c.held) this.#merge(h);
       }
     }
     this.#delayMs = failed ? Math.min(this.#o.maxDelayMs, this.#delayMs * 2) : this.#o.firstDelayMs;
@@ -161,19 +162,20 @@ export class AckRetry {
     this.#schedule();
   }
 
-  /** putBack returns acks to the held set, merging with any that arrived meanwhile. */
-  #putBack(list: Held[]): void {
-    for (const h of list) {
-      const key = `${h.actor.userId}\u0000${h.actor.deviceId}\u0000${h.conversationId}`;
-      const now = this.#held.get(key);
-      if (!now) {
-        this.#held.set(key, h);
-        continue;
-      }
-      for (const [region, seq] of h.upTo) {
-        if (seq > (now.upTo.get(region) ?? 0n)) now.upTo.set(region, seq);
-      }
-      now.firstFailedMs = Math.min(now.firstFailedMs, h.firstFailedMs);
+  /**
+   * merge adds an ack to the held set: with one already held for the same device and
+   * conversation, the greater position per region wins and the older failure time stays.
+   */
+  #merge(h: Held): void {
+    const key = `${h.actor.userId}\u0000${h.actor.deviceId}\u0000${h.conversationId}`;
+    const held = this.#held.get(key);
+    if (!held) {
+      this.#held.set(key, h);
+      return;
     }
+    for (const [region, seq] of h.upTo) {
+      if (seq > (held.upTo.get(region) ?? 0n)) held.upTo.set(region, seq);
+    }
+    held.firstFailedMs = Math.min(held.firstFailedMs, h.firstFailedMs);
   }
 }

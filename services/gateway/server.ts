@@ -111,17 +111,11 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     run: async (items: MessageInitShape<typeof BatchSendItemSchema>[]) =>
       (await deps.messaging.batchSendMessages({ items })).outcomes,
   });
-  const acks = new Batcher({
-    maxBatch: 500,
-    maxInflight: 1,
-    run: async (items: MessageInitShape<typeof BatchDeliveredItemSchema>[]) =>
-      (await deps.messaging.batchMarkDelivered({ items })).outcomes,
-  });
+  const batchMarkDelivered = async (items: MessageInitShape<typeof BatchDeliveredItemSchema>[]) =>
+    (await deps.messaging.batchMarkDelivered({ items })).outcomes;
+  const acks = new Batcher({ maxBatch: 500, maxInflight: 1, run: batchMarkDelivered });
 
-  const ackRetry = new AckRetry({
-    send: async (items) => (await deps.messaging.batchMarkDelivered({ items })).outcomes,
-    log,
-  });
+  const ackRetry = new AckRetry({ send: batchMarkDelivered, log });
 
   const host: ConnectionHost = {
     instanceId: config.instanceId,
@@ -141,7 +135,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       try {
         const outcome = await acks.add({ actor, conversations });
         const error = outcome.error;
-        if (error && AckRetry.retryable(new ConnectError(error.message, error.code as number))) {
+        if (error && AckRetry.retryableCode(error.code as number)) {
           ackRetry.hold(actor, conversations);
           return create(OutcomeSchema);
         }
