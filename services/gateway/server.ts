@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { type Client, ConnectError } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import { WebSocketServer } from "ws";
 import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
 import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
