@@ -542,21 +542,10 @@ export class Connection {
 
   #rpcError(requestId: number, err: unknown): void {
     // The same classification as every service's edge: a service that answered keeps its
-    // code; a call that failed on the way (refused, reset, interrupted) is UNAVAILABLE and
-    // retryable, naming no address; anything else is an internal error.
-    let ce = toConnectError(err);
-    if (ce.code === Code.Canceled) {
-      // Clients cannot cancel requests, so a cancelled call means the service behind was
-      // interrupted (a task died or restarted): the request may or may not have taken
-      // effect, and retrying it (with the same client_msg_id for sends) is safe.
-      ce = new ConnectError(
-        "the request was interrupted; retry",
-        Code.Unavailable,
-        undefined,
-        [],
-        err,
-      );
-    }
+    // code; a call that failed on the way (refused, reset, or cancelled: clients cannot cancel
+    // requests, so the service behind was interrupted) is UNAVAILABLE and retryable, naming no
+    // address (retrying a send with its client_msg_id is safe); anything else is internal.
+    const ce = toConnectError(err);
     if (ce.code === Code.Internal || ce.code === Code.Unknown) {
       this.#host.log.error({ err, session: this.sessionId }, "request failed");
     }

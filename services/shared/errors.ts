@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { BusClosedError } from "./ports/bus.ts";
 
 export { Code };
 
@@ -193,7 +194,7 @@ function classify(err: unknown, depth: number): Verdict {
   if (!(err instanceof Error)) return undefined;
   const v = classifyDynamo(err) ?? classifyRedis(err) ?? classifyKafka(err, depth);
   if (v) return v;
-  if (err.message === "bus is closed") {
+  if (err instanceof BusClosedError) {
     return new BackendError(
       Code.Unavailable,
       "bus",

@@ -55,6 +55,14 @@ export interface ConsumerStatus {
   sinceMs: number;
 }
 
+/** BusClosedError is what a closed bus answers (its task is shutting down). */
+export class BusClosedError extends Error {
+  override name = "BusClosedError";
+  constructor() {
+    super("bus is closed");
+  }
+}
+
 /**
  * RetryLater, thrown by a handler, asks for the batch again after `delayMs` without counting
  * it as a failure. The first `handled` records of the batch are done: they are committed and

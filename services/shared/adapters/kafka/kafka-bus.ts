@@ -11,6 +11,7 @@ import { ChatError, Code } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
 import {
   type Bus,
+  BusClosedError,
   type BusRecord,
   type BusRecordInput,
   type ConsumerStatus,
@@ -93,7 +94,7 @@ export class KafkaBus implements Bus {
   }
 
   async publish(topic: string, records: BusRecordInput[]): Promise<void> {
-    if (this.#closed) throw new Error("bus is closed");
+    if (this.#closed) throw new BusClosedError();
     if (records.length === 0) return;
     const timeoutMs = this.#opts.publishTimeoutMs ?? PUBLISH_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
@@ -131,7 +132,7 @@ export class KafkaBus implements Bus {
   }
 
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
-    if (this.#closed) throw new Error("bus is closed");
+    if (this.#closed) throw new BusClosedError();
     await this.#ensureTopics();
     let consumer: Consumer | undefined;
     let closed = false;

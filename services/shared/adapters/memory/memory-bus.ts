@@ -1,5 +1,6 @@
 import {
   type Bus,
+  BusClosedError,
   type BusRecord,
   type BusRecordInput,
   type ConsumerStatus,
@@ -60,7 +61,7 @@ export class MemoryBus implements Bus {
   }
 
   async publish(topic: string, records: BusRecordInput[]): Promise<void> {
-    if (this.#closed) throw new Error("bus is closed");
+    if (this.#closed) throw new BusClosedError();
     const partitions = this.#topic(topic);
     const touched = new Set<Partition>();
     const now = Date.now();
@@ -85,7 +86,7 @@ export class MemoryBus implements Bus {
   }
 
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
-    if (this.#closed) throw new Error("bus is closed");
+    if (this.#closed) throw new BusClosedError();
     let group = this.#groups.get(opts.groupId);
     if (!group) {
       group = {
