@@ -52,6 +52,8 @@ export interface GatewayAppDeps {
     canaryIntervalMs: number;
     canaryTimeoutMs: number;
     ecsMetadataUri?: string;
+    /** admin.port is the internal listener of the operator API, reflection and metrics. */
+    admin: { port: number };
   };
   verifier: TokenVerifier;
   /** operatorVerifier checks the tokens of the operator API (audience AUTH_OPERATOR_AUDIENCE). */
@@ -277,7 +279,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     routes: (r) => r.service(GatewayService, new GatewayHandler((u) => byUser.get(u) ?? [])),
     // The public port carries /ws and /healthz only; the operator API, reflection and metrics
     // are on the admin listener, and the operator API wants an operator token there too.
-    admin: { interceptors: [operatorAuth(deps.operatorVerifier, log)] },
+    admin: { port: config.admin.port, interceptors: [operatorAuth(deps.operatorVerifier, log)] },
     upgrade,
     connectionCount: () => connections.size,
     drain,

@@ -191,6 +191,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
     const gatewayConfig = loadGatewayConfig({
       ...env,
       PORT: String(ports.gateway),
+      ADMIN_PORT: String(ports.gatewayAdmin),
       AUTH_JWKS_URL: issuer.jwksUrl,
       AUTH_ISSUER: issuer.issuer,
       AUTH_AUDIENCE: DEV_AUDIENCE,
@@ -210,11 +211,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       log: logFor("gateway"),
       metrics: metricsFor("gateway"),
     });
-    const gateway = await serveApp(gatewayApp, {
-      port: ports.gateway,
-      adminPort: ports.gatewayAdmin,
-      host,
-    });
+    const gateway = await serveApp(gatewayApp, { port: ports.gateway, host });
     running.push(gateway);
 
     return {

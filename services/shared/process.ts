@@ -1,6 +1,6 @@
 import { createShared, createStores, type Shared, type Stores } from "./backends.ts";
 import { createServiceClients, type ServiceClients } from "./clients.ts";
-import type { CommonConfig, GatewayConfig } from "./config.ts";
+import type { CommonConfig } from "./config.ts";
 import { watchConsumers } from "./consumer-health.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -66,9 +66,7 @@ export async function runService<C extends CommonConfig>(
       shared,
     });
     if (bus) closers.push(watchConsumers({ bus, health: app.health, metrics: app.metrics, log }));
-    // A gateway also has its admin listener (operator API, reflection, metrics).
-    const adminPort = (config as Partial<GatewayConfig>).admin?.port;
-    const running = await serveApp(app, { port: config.port, host: config.host, adminPort });
+    const running = await serveApp(app, { port: config.port, host: config.host });
     stopOnSignals(async () => {
       await running.stop();
       await closeAll(closers);

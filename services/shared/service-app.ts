@@ -31,10 +31,10 @@ export interface ServiceApp {
   /**
    * admin, when set, splits the app over two listeners: the public one serves only `http`,
    * `upgrade` and GET /healthz (what a public load balancer needs); the admin one serves the
-   * gRPC services, health, reflection and /metrics, its RPCs passing `interceptors` too (the
-   * operator credential check).
+   * gRPC services, health, reflection and /metrics on `port`, its RPCs passing `interceptors`
+   * too (the operator credential check).
    */
-  readonly admin?: { interceptors: Interceptor[] };
+  readonly admin?: { port: number; interceptors: Interceptor[] };
 }
 
 /** RunningService is a served ServiceApp. */
@@ -64,7 +64,7 @@ export function createAppHealth(services: DescService[]): Health {
  */
 export async function serveApp(
   app: ServiceApp,
-  opts: { port: number; host: string; adminPort?: number },
+  opts: { port: number; host: string },
 ): Promise<RunningService> {
   const rpc = {
     health: app.health,
@@ -78,7 +78,7 @@ export async function serveApp(
   const interceptors = serverInterceptors(app.log, app.metrics);
   const admin: ServiceServer | undefined = app.admin
     ? await serve({
-        port: opts.adminPort ?? 0,
+        port: app.admin.port,
         host: opts.host,
         interceptors: [...interceptors, ...app.admin.interceptors],
         ...rpc,
