@@ -7,7 +7,7 @@ import {
   Partitioners,
   type Producer,
 } from "kafkajs";
-import { ChatError, Code } from "../../errors.ts";
+import { BackendError, Code } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
 import {
   type Bus,
@@ -102,10 +102,11 @@ export class KafkaBus implements Bus {
       timer = setTimeout(
         () =>
           reject(
-            new ChatError(
+            new BackendError(
               Code.Unavailable,
-              `bus unavailable: ${topic} not acknowledged by the brokers within ${timeoutMs} ms; retry`,
-              { retryable: true },
+              "bus",
+              `unavailable: ${topic} not acknowledged by the brokers within ${timeoutMs} ms; retry`,
+              undefined,
             ),
           ),
         timeoutMs,
