@@ -172,11 +172,19 @@ export function busContract(
     await join();
     const mine = () => bus.consumers().filter((c) => c.groupId === group);
     const held = (c: ConsumerStatus) => [...(c.partitions[name] ?? [])].sort((x, y) => x - y);
-    await until(
-      () =>
-        mine().length === 2 && mine().every((c) => c.state === "consuming" && held(c).length > 0),
-      () => JSON.stringify(mine()),
-    );
+    // Settled: both consuming, each with a share, and no partition in both (a member learns
+    // of a rebalance only at its next heartbeat, so for a moment its list may be the old one).
+    const settled = () => {
+      const [a, b] = mine();
+      return (
+        a !== undefined &&
+        b !== undefined &&
+        mine().length === 2 &&
+        mine().every((c) => c.state === "consuming" && held(c).length > 0) &&
+        !held(a).some((p) => held(b).includes(p))
+      );
+    };
+    await until(settled, () => JSON.stringify(mine()));
     const [a, b] = mine() as [ConsumerStatus, ConsumerStatus];
     t.deepEqual(
       held(a).filter((p) => held(b).includes(p)),

@@ -45,7 +45,11 @@ export interface ConsumerStatus {
    * restarting: it crashed and is being started again.
    */
   state: "joining" | "consuming" | "restarting";
-  /** partitions held now, by topic. */
+  /**
+   * partitions held, by topic, as of the consumer's last join: during a rebalance a member
+   * learns it must give partitions up at its next heartbeat, so for a moment two members may
+   * list the same partition.
+   */
   partitions: Record<string, number[]>;
   /** restarts counts the crashes it was started again after. */
   restarts: number;
