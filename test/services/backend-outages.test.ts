@@ -110,10 +110,16 @@ if (missing) {
     if (!setup) return;
     const { clients, region, backends, close } = setup;
     clients.close();
-    // Every backend up again, so that the region's consumers can leave their groups.
-    await backends.kafka.up(-1).catch(() => undefined);
-    await backends.redis.start().catch(() => undefined);
-    await backends.dynamo.start().catch(() => undefined);
+    // Every backend up again, so that the region's consumers can leave their groups; bounded,
+    // so that a backend that does not come back cannot hold the run.
+    await Promise.race([
+      (async () => {
+        await backends.kafka.up(-1).catch(() => undefined);
+        await backends.redis.start().catch(() => undefined);
+        await backends.dynamo.start().catch(() => undefined);
+      })(),
+      new Promise((r) => setTimeout(r, 20_000).unref()),
+    ]);
     await Promise.race([
       (async () => {
         await region.kill();
