@@ -81,7 +81,8 @@ test("a connection whose token expires is told to reconnect with a fresh token (
   const raw = await RawSocket.open(t, region);
   raw.send(1, {
     case: "hello",
-    value: { token: await region.issuer.token("brief", 1), deviceId: "d" },
+    // exp is whole seconds after a whole-second iat: 2 s leaves at least 1 s to say welcome.
+    value: { token: await region.issuer.token("brief", 2), deviceId: "d" },
   });
   await raw.answer(1);
   const goAway = await raw.next((f) => f.kind.case === "goAway", 5_000);
