@@ -26,6 +26,8 @@ interface Held {
   /** upTo is the delivered position per origin region. */
   upTo: Map<string, bigint>;
   firstFailedMs: number;
+  /** retried says it was sent again at least once (an ack is never given up untried). */
+  retried: boolean;
 }
 
 /**
@@ -77,6 +79,7 @@ export class AckRetry {
         conversationId: c.conversationId,
         upTo: new Map(Object.entries(c.upTo?.seqs ?? {})),
         firstFailedMs: now,
+        retried: false,
       });
     }
     this.#schedule();
@@ -103,14 +106,18 @@ export class AckRetry {
     const now = Date.now();
     const batch = [...this.#held.values()];
     this.#held.clear();
-    const expired = batch.filter((h) => now - h.firstFailedMs > this.#o.maxAgeMs);
+    // Given up only once too old and retried at least once: a stalled event loop or a long
+    // backoff must not drop an ack that was never sent again.
+    const tooOld = (h: Held) => h.retried && now - h.firstFailedMs > this.#o.maxAgeMs;
+    const expired = batch.filter(tooOld);
     if (expired.length > 0) {
       this.#o.log.warn(
         { acks: expired.length, maxAgeMs: this.#o.maxAgeMs },
         "giving up delivery acks that kept failing",
       );
     }
-    const live = batch.filter((h) => now - h.firstFailedMs <= this.#o.maxAgeMs);
+    const live = batch.filter((h) => !tooOld(h));
+    for (const h of live) h.retried = true;
     // One item per device, at most 256 conversations each (the RPC's limit).
     const items: Array<{ item: Item; held: Held[] }> = [];
     const byDevice = new Map<string, Held[]>();
@@ -177,5 +184,6 @@ export class AckRetry {
       if (seq > (held.upTo.get(region) ?? 0n)) held.upTo.set(region, seq);
     }
     held.firstFailedMs = Math.min(held.firstFailedMs, h.firstFailedMs);
+    held.retried &&= h.retried;
   }
 }

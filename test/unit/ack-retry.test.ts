@@ -104,9 +104,24 @@ test("an ack that keeps failing is given up after maxAgeMs", async (t) => {
   await sleep(400);
   t.is(retry.size, 0, "nothing held any more");
   const calls = s.calls.length;
-  t.true(calls >= 2, `tried more than once (${calls})`);
+  // At least once, however late its timer fired (ten times, usually; a loaded machine's
+  // stalled event loop may leave time for one).
+  t.true(calls >= 1, `tried before given up (${calls})`);
   await sleep(100);
   t.is(s.calls.length, calls, "no more tries");
+});
+
+test("an ack is sent again at least once, even when its first retry comes after maxAgeMs", async (t) => {
+  const s = sender(() => {
+    throw new ConnectError("deadline", Code.DeadlineExceeded);
+  });
+  // maxAgeMs 0: every retry comes late, as after an event-loop stall.
+  const retry = new AckRetry({ send: s.send, log: silentLogger, firstDelayMs: 5, maxAgeMs: 0 });
+  t.teardown(() => retry.close());
+  retry.hold(alice, [position("c1", { "us-east-1": 1n })]);
+  await sleep(100);
+  t.is(s.calls.length, 1, "tried once, then given up");
+  t.is(retry.size, 0);
 });
 
 test("which failures are retried", (t) => {
