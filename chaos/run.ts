@@ -215,7 +215,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     say("healed and settled; reading every region's stores");
 
     const stored = await readStored(
-      Object.fromEntries(regions.regions.map((r) => [r.name, persistenceUrl(r)])),
+      Object.fromEntries(
+        await Promise.all(
+          regions.regions.map(async (r) => [
+            r.name,
+            { url: persistenceUrl(r), token: await r.internalToken("persistence") },
+          ]),
+        ),
+      ),
       conversationIds,
     );
     const events = log.events();

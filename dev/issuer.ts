@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { ID_PATTERN } from "../services/shared/ids.ts";
+import type { Audience, InternalSigner } from "../services/shared/internal-auth.ts";
 
 /**
  * A development token issuer: it signs JWTs for any user name and publishes its public key as a
@@ -12,6 +13,9 @@ import { ID_PATTERN } from "../services/shared/ids.ts";
  *   GET /token?user=ops&operator=true → the same, for the gateway's operator API
  *                                 (audience OPERATOR_AUDIENCE)
  *   GET /.well-known/jwks.json  → the public keys
+ *   GET /internal-token?to=messaging&user=alice[&region=us-east-1]
+ *                               → {"token": "..."}: an operator's internal token (read-only) for
+ *                                 calling a service of a local region directly (probes)
  */
 export interface DevIssuer {
   readonly url: string;
@@ -22,6 +26,8 @@ export interface DevIssuer {
   token(userId: string, ttlSeconds?: number): Promise<string>;
   /** operatorToken signs a token for the gateway's operator API (audience OPERATOR_AUDIENCE). */
   operatorToken(userId: string): Promise<string>;
+  /** trustInternal lets /internal-token sign with a local region's operator key. */
+  trustInternal(region: string, operator: InternalSigner): void;
   close(): Promise<void>;
 }
 
@@ -39,6 +45,7 @@ export async function startDevIssuer(
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
   const host = opts.host ?? "127.0.0.1";
   let url = "";
+  const operators = new Map<string, InternalSigner>();
   const sign = (userId: string, ttlSeconds = 24 * 3600, audience = DEV_AUDIENCE) =>
     new SignJWT({})
       .setProtectedHeader({ alg: "ES256", kid })
@@ -75,6 +82,27 @@ export async function startDevIssuer(
       );
       return;
     }
+    if (req.method === "GET" && u.pathname === "/internal-token") {
+      const to = u.searchParams.get("to") ?? "";
+      const user = u.searchParams.get("user");
+      const region =
+        u.searchParams.get("region") ?? (operators.size === 1 ? [...operators.keys()][0] : "");
+      const signer = operators.get(region ?? "");
+      if (!["messaging", "notification", "persistence"].includes(to)) {
+        return json(400, { error: "to must be messaging, notification or persistence" });
+      }
+      if (user !== null && !ID_PATTERN.test(user)) {
+        return json(400, { error: "user must be 1-64 letters, digits, '_' or '-'" });
+      }
+      if (!signer) {
+        return json(400, { error: `region must be one of: ${[...operators.keys()].join(", ")}` });
+      }
+      signer.token(to as Audience, user === null ? undefined : { userId: user, deviceId: "" }).then(
+        (token) => json(200, { token }),
+        () => json(500, { error: "could not sign" }),
+      );
+      return;
+    }
     json(404, { error: "try GET /token?user=alice" });
   });
   await new Promise<void>((resolve, reject) => {
@@ -89,6 +117,7 @@ export async function startDevIssuer(
     issuer: url,
     token: (userId, ttl) => sign(userId, ttl),
     operatorToken: (userId) => sign(userId, 3600, OPERATOR_AUDIENCE),
+    trustInternal: (region, operator) => operators.set(region, operator),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

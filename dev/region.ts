@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import {
+  type Audience,
+  generateKeySet,
+  type Identity,
+  type InternalKeySet,
+  OPERATOR_MAX_TTL_S,
+  signerOf,
+} from "../services/shared/internal-auth.ts";
 import { type LocalBackends, startLocalBackends } from "./backends/local.ts";
 import { freePort, killOnExit, killProcess, stopProcess } from "./backends/processes.ts";
 import { DEV_AUDIENCE, type DevIssuer, startDevIssuer } from "./issuer.ts";
@@ -29,6 +37,10 @@ export interface ProcessRegion {
   readonly region: string;
   readonly issuer: DevIssuer;
   readonly processes: Map<string, ServiceProcess>;
+  /** internalKeys are the key pairs the region's services authenticate each other with. */
+  readonly internalKeys: InternalKeySet;
+  /** internalToken signs an operator's (read-only) token for calling the service `to`. */
+  internalToken(to: Audience, userId?: string): Promise<string>;
   /** gatewayUrls are the WebSocket URLs of the gateway instances. */
   readonly gatewayUrls: string[];
   process(name: string): ServiceProcess;
@@ -89,6 +101,10 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
     const ports = new Map<string, number>();
     for (const name of names) ports.set(name, await freePort());
     const url = (name: string) => `http://127.0.0.1:${ports.get(name)}`;
+    // Each service signs its calls with its own key and knows every service's public key.
+    const internalKeys = generateKeySet("dev");
+    const operator = signerOf(internalKeys, "operator", OPERATOR_MAX_TTL_S);
+    issuer.trustInternal(region, operator);
     const common: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -103,6 +119,7 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
       AUTH_JWKS_URL: issuer.jwksUrl,
       AUTH_ISSUER: issuer.issuer,
       AUTH_AUDIENCE: DEV_AUDIENCE,
+      INTERNAL_AUTH_PEERS: internalKeys.peers,
       ...opts.env,
     };
     // Each gateway calls its own messaging task, and the others when that one is down, as
@@ -129,6 +146,9 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
         // Gateways also listen for operators; each on a port of its own.
         ...(service === "gateway" ? { ADMIN_PORT: String(await freePort()) } : {}),
         INSTANCE_ID: `${region}-${service}-${instance}`,
+        ...(service === "persistence"
+          ? {}
+          : { INTERNAL_AUTH_KEY: internalKeys.privateKeys[service as Identity] }),
         MESSAGING_URL: messagingFor.get(name) ?? url("messaging-1"),
       };
       const p = serviceProcess(name, service, url(name), env);
@@ -146,6 +166,9 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
       region,
       issuer,
       processes,
+      internalKeys,
+      internalToken: (to, userId) =>
+        operator.token(to, userId === undefined ? undefined : { userId, deviceId: "" }),
       gatewayUrls: gateways.map((n) => `${url(n).replace(/^http/, "ws")}/ws`),
       process(name) {
         const p = processes.get(name);

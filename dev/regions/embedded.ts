@@ -139,6 +139,7 @@ export async function startEmbeddedRegions(opts: EmbeddedRegionsOptions = {}): P
         get up() {
           return up;
         },
+        internalToken: (to, userId) => local.internalToken(to, userId),
         async kill() {
           if (!up) return;
           up = false;

@@ -155,6 +155,7 @@ export async function startProcessRegions(opts: ProcessRegionsOptions = {}): Pro
       get up() {
         return up;
       },
+      internalToken: (to, userId) => processes.internalToken(to, userId),
       async kill() {
         if (!up) return;
         up = false;

@@ -1,3 +1,4 @@
+import type { Audience } from "../../services/shared/internal-auth.ts";
 import type { DevIssuer } from "../issuer.ts";
 import type { Replication, ReplicationLag } from "../replication/replication.ts";
 
@@ -18,6 +19,8 @@ export interface RegionHandle {
   readonly services: Record<string, string>;
   /** up is false between kill and start. */
   readonly up: boolean;
+  /** internalToken signs an operator's (read-only) token for calling the region's service `to`. */
+  internalToken(to: Audience, userId?: string): Promise<string>;
   /**
    * kill takes the whole region down at once: every service process is SIGKILLed (embedded:
    * stopped as abruptly as one process allows), nothing drains, and replication to and from it

@@ -17,7 +17,8 @@ import type { MessageDraft, Presence, VersionVector } from "../../gen/chat/v1/ty
 import { isRetryableCode, toConnectError } from "../shared/errors.ts";
 import type { HybridClock } from "../shared/hlc.ts";
 import { randomId } from "../shared/ids.ts";
-import { type Caller, callerHeaders } from "../shared/interceptors.ts";
+import type { Caller } from "../shared/interceptors.ts";
+import { actingFor } from "../shared/internal-auth.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import type { Session } from "../shared/ports/session-registry.ts";
@@ -30,6 +31,7 @@ import {
   reencodeServerFrame,
   requestIdOf,
 } from "./codec.ts";
+import { capHistory, historyLimit } from "./history-cap.ts";
 import { type LiveFrame, ReplayGate } from "./replay-gate.ts";
 
 /** Close codes the gateway uses (besides the standard 1000 and 1009). */
@@ -40,8 +42,16 @@ export const CLOSE = {
   helloTimeout: 4408,
   /** An operator disconnected the device. */
   disconnected: 4000,
-  /** The client read too slowly; reconnect and resume. */
+  /**
+   * The client read too slowly: what it was sent and had not taken passed the connection's
+   * budget (MAX_BUFFERED_BYTES). Reconnect and resume.
+   */
   slowConsumer: 1013,
+  /**
+   * The user already has MAX_CONNECTIONS_PER_USER connections in the region: a
+   * RESOURCE_EXHAUSTED error frame says so. Close one, or reconnect with backoff.
+   */
+  tooManyConnections: 4429,
   /**
    * The server could not open the session, through no fault of the client or its token (e.g.
    * the identity provider's signing keys could not be fetched): an UNAVAILABLE error frame
@@ -61,7 +71,20 @@ export interface ConnectionHost {
   readonly sessionTtlMs: number;
   readonly maxFrameBytes: number;
   readonly framesPerSecond: number;
+  /**
+   * maxBufferedBytes is what a connection may have written and the client not yet taken; a
+   * frame due beyond it closes the connection as a slow reader, whatever the frame.
+   */
   readonly maxBufferedBytes: number;
+  /** maxRequestsInFlight bounds a connection's requests running or waiting to run. */
+  readonly maxRequestsInFlight: number;
+  /**
+   * maxPageRequestsInFlight bounds, among them, the requests answered with pages (see
+   * PAGE_REQUESTS) that run at once; the others wait for their turn.
+   */
+  readonly maxPageRequestsInFlight: number;
+  /** maxHistoryPageBytes bounds the messages of one history answer (see capHistory). */
+  readonly maxHistoryPageBytes: number;
   readonly verifier: TokenVerifier;
   readonly messaging: Client<typeof MessagingService>;
   /** sendMessage and markDelivered go out batched with other connections' (see Batcher). */
@@ -71,15 +94,27 @@ export interface ConnectionHost {
   readonly bus: Pick<Bus, "publish">;
   readonly clock: HybridClock;
   readonly log: Logger;
-  /** opened registers an authenticated connection (index and session registry). */
-  opened(conn: Connection): Promise<{ firstOfUser: boolean }>;
-  /** closed forgets a connection. */
+  /**
+   * opened registers an authenticated connection (index and session registry), or refuses it
+   * (the user has too many connections), saying why.
+   */
+  opened(conn: Connection): Promise<{ firstOfUser: boolean } | { refused: string }>;
+  /** closed forgets a connection (one it never registered is no concern of it). */
   closed(conn: Connection): void;
   /** watch replaces the users whose presence a connection follows, with their current state. */
   watch(conn: Connection, users: Presence[]): void;
 }
 
-const MAX_INFLIGHT = 64;
+/**
+ * PAGE_REQUESTS are the requests whose answers can be large (a history page of 200 messages
+ * of 16 KB is 3.2 MB, a sync replays a whole inbox): they run a few at a time per connection,
+ * since what they bring back is held in memory until it is sent.
+ */
+const PAGE_REQUESTS = new Set<ClientFrame["kind"]["case"]>([
+  "getHistory",
+  "listConversations",
+  "sync",
+]);
 
 /**
  * Connection is one client WebSocket: it authenticates the hello, turns client frames into
@@ -101,6 +136,14 @@ export class Connection {
   #opened: Promise<boolean> | undefined;
   #sends: Promise<void> = Promise.resolve();
   #inflight = 0;
+  /** pageRequests counts the page requests running; pageWaiters those waiting for a turn. */
+  #pageRequests = 0;
+  readonly #pageWaiters: Array<(run: boolean) => void> = [];
+  /**
+   * abandon aborts when the connection closes: the calls it made are cancelled and the
+   * requests still waiting never run, since their answers could not be sent.
+   */
+  readonly #abandon = new AbortController();
   #idle: (() => void) | undefined;
   #tokens: number;
   #refilledAt = Date.now();
@@ -196,6 +239,9 @@ export class Connection {
   async drain(timeoutMs: number, reconnectAfterMs: number, leaveRegion = false): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
+    // Nothing more of a replay reaches a draining connection (its client replays after it
+    // reconnects): stop holding for one, which also ends a sync waiting for its replay.
+    this.#gate.close();
     if (this.#inflight > 0) {
       await Promise.race([
         new Promise<void>((resolve) => {
@@ -215,6 +261,9 @@ export class Connection {
   }
 
   close(code: number, reason: string): void {
+    // Nothing more can be sent on a closing socket: forget the connection now, not once the
+    // client has completed the close (a slow reader may never read the close frame).
+    this.#forget();
     if (this.#ws.readyState === this.#ws.CLOSED || this.#ws.readyState === this.#ws.CLOSING) return;
     this.#ws.close(code, reason.slice(0, 120));
     // A peer that never answers the close handshake must not hold the socket.
@@ -228,7 +277,15 @@ export class Connection {
 
   #write(data: Uint8Array | string): void {
     if (this.#ws.readyState !== this.#ws.OPEN) return;
-    if (this.#ws.bufferedAmount > this.#host.maxBufferedBytes) {
+    // Whatever is due (a delivery, an answer, an error, a pong): a client that has left more
+    // than its budget unread is a slow reader, and holding more for it would let a few such
+    // clients fill the process. So the budget bounds a connection's buffer to one frame beyond it.
+    const buffered = this.#ws.bufferedAmount;
+    if (buffered > this.#host.maxBufferedBytes) {
+      this.#host.log.info(
+        { user: this.userId, device: this.deviceId, session: this.sessionId, buffered },
+        "closing a slow reader",
+      );
       this.close(CLOSE.slowConsumer, "reading too slowly; reconnect and resume");
       return;
     }
@@ -281,11 +338,12 @@ export class Connection {
       this.#error(frame.requestId, ErrorCode.UNAUTHENTICATED, "send hello first");
       return;
     }
-    if (this.#inflight >= MAX_INFLIGHT) {
+    const maxInflight = this.#host.maxRequestsInFlight;
+    if (this.#inflight >= maxInflight) {
       this.#error(
         frame.requestId,
         ErrorCode.RESOURCE_EXHAUSTED,
-        `more than ${MAX_INFLIGHT} requests in flight; wait for answers`,
+        `more than ${maxInflight} requests in flight; wait for answers`,
         "",
         true,
       );
@@ -293,12 +351,19 @@ export class Connection {
     }
     this.#inflight++;
     const run = async () => {
+      let turn = false;
       try {
         if ((await this.#opened) !== true) return;
+        if (PAGE_REQUESTS.has(frame.kind.case)) {
+          turn = await this.#pageTurn();
+          if (!turn) return;
+        }
+        if (this.#abandon.signal.aborted) return;
         await this.#dispatch(frame);
       } catch (err) {
         this.#rpcError(frame.requestId, err);
       } finally {
+        if (turn) this.#endPageTurn();
         this.#inflight--;
         if (this.#inflight === 0) this.#idle?.();
       }
@@ -308,6 +373,26 @@ export class Connection {
     } else {
       void run();
     }
+  }
+
+  /**
+   * pageTurn waits until fewer than maxPageRequestsInFlight page requests run, and takes a
+   * turn; false when the connection closed first.
+   */
+  #pageTurn(): Promise<boolean> {
+    if (this.#abandon.signal.aborted) return Promise.resolve(false);
+    if (this.#pageRequests < this.#host.maxPageRequestsInFlight) {
+      this.#pageRequests++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.#pageWaiters.push(resolve));
+  }
+
+  /** endPageTurn hands a finished page request's turn to the next one waiting, in order. */
+  #endPageTurn(): void {
+    const next = this.#pageWaiters.shift();
+    if (next) next(true);
+    else this.#pageRequests--;
   }
 
   async #hello(requestId: number, hello: Hello): Promise<void> {
@@ -330,7 +415,14 @@ export class Connection {
       this.#state = "open";
       // Live frames may come as soon as the session is registered: they wait for the replay.
       this.#gate.begin();
-      const { firstOfUser } = await host.opened(this);
+      const opened = await host.opened(this);
+      if ("refused" in opened) {
+        settle(false);
+        this.#error(requestId, ErrorCode.RESOURCE_EXHAUSTED, opened.refused, "", true);
+        this.close(CLOSE.tooManyConnections, "too many connections");
+        return;
+      }
+      const { firstOfUser } = opened;
       if (identity.expiresAtMs !== undefined) {
         const ms = Math.max(0, identity.expiresAtMs - Date.now());
         this.#expiry = setTimeout(
@@ -387,9 +479,8 @@ export class Connection {
 
   async #dispatch(frame: ClientFrame): Promise<void> {
     const { messaging, notification } = this.#host;
-    const opts: CallOptions = {
-      headers: callerHeaders(this.#caller()),
-    };
+    const opts: CallOptions = actingFor(this.#caller());
+    opts.signal = this.#abandon.signal;
     const id = frame.requestId;
     const k = frame.kind;
     const answer = (kind: MessageInitShape<typeof ServerFrameSchema>["kind"]) =>
@@ -430,8 +521,11 @@ export class Connection {
         return answer({ case: "conversationPage", value: present(res.page) });
       }
       case "getHistory": {
-        const res = await messaging.getHistory({ query: k.value }, opts);
-        return answer({ case: "history", value: present(res.history) });
+        const maxBytes = this.#host.maxHistoryPageBytes;
+        const query = { ...k.value, limit: historyLimit(k.value.limit, maxBytes) };
+        const res = await messaging.getHistory({ query }, opts);
+        const history = capHistory(present(res.history), maxBytes);
+        return answer({ case: "history", value: history });
       }
       case "ack": {
         if (k.value.conversations.length > 0) {
@@ -456,6 +550,9 @@ export class Connection {
       case "sync": {
         this.#gate.begin();
         await this.#requestReplay(k.value.inbox, ConnectReason.SYNC, id);
+        // The replay comes over the delivery channel: the request keeps its page turn until
+        // the replay has been sent, so a client cannot have many replays run at once.
+        await this.#gate.idle();
         return;
       }
       case "registerPushToken": {
@@ -517,9 +614,21 @@ export class Connection {
   }
 
   #onClose(): void {
-    this.#gate.close();
+    this.#forget();
+  }
+
+  /**
+   * forget ends the connection's life in the gateway, once: its pending work is abandoned
+   * (calls cancelled, waiting requests dropped, frames held for a replay let go) and the host
+   * forgets it, so nothing is routed to it any more.
+   */
+  #forget(): void {
+    if (this.#abandon.signal.aborted) return;
     const wasOpen = this.#state === "open" || this.#state === "closed";
     this.#state = "closed";
+    this.#abandon.abort();
+    for (const waiter of this.#pageWaiters.splice(0)) waiter(false);
+    this.#gate.close();
     clearTimeout(this.#expiry);
     clearTimeout(this.#helloTimer);
     if (wasOpen && this.userId !== "") this.#host.closed(this);
@@ -541,6 +650,8 @@ export class Connection {
   }
 
   #rpcError(requestId: number, err: unknown): void {
+    // A call the connection cancelled as it closed: there is no one to tell.
+    if (this.#abandon.signal.aborted) return;
     // The same classification as every service's edge: a service that answered keeps its
     // code; a call that failed on the way (refused, reset, or cancelled: clients cannot cancel
     // requests, so the service behind was interrupted) is UNAVAILABLE and retryable, naming no

@@ -39,6 +39,8 @@ export class ReplayGate {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** head is, per origin region, the inbox seq up to which replays sent everything. */
   readonly #head = new Map<string, bigint>();
+  /** idlers wait for no replay to be pending (see idle). */
+  #idlers: Array<() => void> = [];
 
   constructor(opts: {
     write: (frame: LiveFrame) => void;
@@ -99,9 +101,20 @@ export class ReplayGate {
     if (out) this.#write(out);
   }
 
+  /**
+   * idle resolves once no replay is pending: every one asked for has ended, been given up on,
+   * or the gate was closed.
+   */
+  idle(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idlers.push(resolve));
+  }
+
   close(): void {
     clearTimeout(this.#timer);
     this.#held = [];
+    this.#pending = 0;
+    this.#wakeIdlers();
   }
 
   #release(): void {
@@ -112,6 +125,11 @@ export class ReplayGate {
       const out = this.#trim(f);
       if (out) this.#write(out);
     }
+    this.#wakeIdlers();
+  }
+
+  #wakeIdlers(): void {
+    for (const wake of this.#idlers.splice(0)) wake();
   }
 
   /** trim drops the inbox entries a replay already sent; undefined when none is left. */

@@ -47,6 +47,12 @@ export interface GatewayAppDeps {
     sessionTtlMs: number;
     maxFrameBytes: number;
     framesPerSecond: number;
+    /** The per-connection and per-user limits: see ConnectionHost and admit below. */
+    maxBufferedBytes: number;
+    maxRequestsInFlight: number;
+    maxPageRequestsInFlight: number;
+    maxHistoryPageBytes: number;
+    maxConnectionsPerUser: number;
     drainMs: number;
     /** canaryIntervalMs and canaryTimeoutMs tune the delivery canary (canary.ts). */
     canaryIntervalMs: number;
@@ -126,7 +132,10 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     sessionTtlMs: config.sessionTtlMs,
     maxFrameBytes: config.maxFrameBytes,
     framesPerSecond: config.framesPerSecond,
-    maxBufferedBytes: 4 * 1024 * 1024,
+    maxBufferedBytes: config.maxBufferedBytes,
+    maxRequestsInFlight: config.maxRequestsInFlight,
+    maxPageRequestsInFlight: config.maxPageRequestsInFlight,
+    maxHistoryPageBytes: config.maxHistoryPageBytes,
     verifier: deps.verifier,
     messaging: deps.messaging,
     notification: deps.notification,
@@ -152,6 +161,9 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     clock: createHybridClock(),
     log,
     async opened(conn) {
+      const refused = await admit(conn);
+      if (refused !== undefined) return { refused };
+      // Nothing awaited since admit counted: no other connection of the user got in between.
       connections.set(conn.sessionId, conn);
       let set = byUser.get(conn.userId);
       if (!set) {
@@ -162,7 +174,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       return registry.register(conn.session, config.sessionTtlMs);
     },
     closed(conn) {
-      if (killed) return;
+      if (killed || connections.get(conn.sessionId) !== conn) return;
       connections.delete(conn.sessionId);
       const set = byUser.get(conn.userId);
       set?.delete(conn);
@@ -177,6 +189,36 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       presence.watch(conn, users, config.sessionTtlMs);
     },
   };
+
+  /**
+   * admit says why a user's new connection is refused, or undefined when it may open. A user
+   * may hold maxConnectionsPerUser connections in the region: those on this instance, counted
+   * exactly, and those the session registry knows on other instances. The registry's count is
+   * approximate (two instances may admit at the same moment, and a crashed instance's sessions
+   * linger until they expire), so it leaves out the connecting device's own sessions there: a
+   * device is not refused for its old connection on an instance that crashed, or that has not
+   * noticed yet that the connection died. A registry that cannot answer leaves the count to
+   * this instance's.
+   */
+  async function admit(conn: Connection): Promise<string | undefined> {
+    const cap = config.maxConnectionsPerUser;
+    let elsewhere = 0;
+    try {
+      const sessions = (await registry.lookup([conn.userId])).get(conn.userId) ?? [];
+      elsewhere = sessions.filter(
+        (s) => s.instanceId !== config.instanceId && s.deviceId !== conn.deviceId,
+      ).length;
+    } catch (err) {
+      log.warn(
+        { err, user: conn.userId },
+        "session registry lookup failed: capping on this instance",
+      );
+    }
+    if (!conn.isOpen) return "the connection closed";
+    const open = (byUser.get(conn.userId)?.size ?? 0) + elsewhere;
+    if (open < cap) return undefined;
+    return `too many connections: this user has ${open} open, at most ${cap}; close one, then retry`;
+  }
 
   function onDelivery(payload: Uint8Array) {
     let delivery: ReturnType<typeof fromBinary<typeof GatewayDeliverySchema>>;

@@ -46,6 +46,7 @@ import {
 } from "../../gen/chat/v1/types_pb.ts";
 import { Batcher, inChunks } from "../shared/batcher.ts";
 import {
+  ChatError,
   failedPrecondition,
   invalidArgument,
   isRetryableCode,
@@ -58,7 +59,14 @@ import { type Caller, callerOf } from "../shared/interceptors.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import type { SessionRegistry } from "../shared/ports/session-registry.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
-import { dominates, vectorFromProto } from "../shared/version-vector.ts";
+import { dominates, type Vector, vectorFromProto } from "../shared/version-vector.ts";
+import { RateLimiter } from "./rate-limit.ts";
+
+/** PROOF_READS is how many message reads check receipt positions at once (provenByMessages). */
+const PROOF_READS = 8;
+
+/** DEFAULT_CONVERSATION_CHANGES_PER_MINUTE is CONVERSATION_CHANGES_PER_MINUTE's default. */
+export const DEFAULT_CONVERSATION_CHANGES_PER_MINUTE = 30;
 
 /** MessagingHooks let tests stop a send at the dual-write point, as a crash would. */
 export interface MessagingHooks {
@@ -87,7 +95,31 @@ export interface MessagingDeps {
    * before the table brings the conversation to this region.
    */
   replicationWaitMs?: number;
+  /**
+   * conversationChangesPerMinute is how many conversations a user may create, plus membership
+   * changes they may make (leaving excepted), per minute on this task, a minute's worth at
+   * once (0: no limit; default DEFAULT_CONVERSATION_CHANGES_PER_MINUTE).
+   */
+  conversationChangesPerMinute?: number;
   hooks?: MessagingHooks;
+}
+
+/** ReceiptPosition is one conversation's position in an ack or mark_read. */
+interface ReceiptPosition {
+  conversationId: string;
+  upTo?: VersionVector;
+}
+
+/** WaitingPosition is a position of a batch's item that waits for replication. */
+interface WaitingPosition {
+  item: number;
+  position: ReceiptPosition;
+}
+
+/** ReceiptWrite is a receipt to write and the members to tell when it moves. */
+interface ReceiptWrite {
+  receipt: Receipt;
+  memberIds: string[];
 }
 
 /**
@@ -111,8 +143,13 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     },
   });
 
+  /** changes limits each user's conversation creations and membership changes. */
+  readonly #changes: RateLimiter | undefined;
+
   constructor(deps: MessagingDeps) {
     this.#d = deps;
+    const perMinute = deps.conversationChangesPerMinute ?? DEFAULT_CONVERSATION_CHANGES_PER_MINUTE;
+    this.#changes = perMinute > 0 ? new RateLimiter({ perMinute }) : undefined;
   }
 
   async sendMessage(req: SendMessageRequest, ctx: HandlerContext) {
@@ -147,6 +184,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     if (c.memberIds.includes(caller.userId)) {
       throw invalidArgument("conversation.member_ids: list the other members, not yourself");
     }
+    this.#limitChanges(caller);
     if (c.kind === ConversationKind.DIRECT) {
       if (c.memberIds.length !== 1) {
         throw invalidArgument(
@@ -191,6 +229,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     const caller = callerOf(ctx);
     const change = req.change;
     if (!change) throw invalidArgument("change: required");
+    this.#limitChanges(caller);
     const conversation = await this.#memberOf(change.conversationId, caller);
     if (conversation.kind !== ConversationKind.GROUP) {
       throw failedPrecondition("direct conversations cannot gain members; create a group");
@@ -219,11 +258,13 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     const caller = callerOf(ctx);
     const change = req.change;
     if (!change) throw invalidArgument("change: required");
+    const leaving = change.userIds.length === 1 && change.userIds[0] === caller.userId;
+    // Leaving is never limited: someone put into many groups must be able to get out of them.
+    if (!leaving) this.#limitChanges(caller);
     const conversation = await this.#memberOf(change.conversationId, caller);
     if (conversation.kind !== ConversationKind.GROUP) {
       throw failedPrecondition("members of a direct conversation cannot be removed");
     }
-    const leaving = change.userIds.length === 1 && change.userIds[0] === caller.userId;
     if (!leaving && conversation.createdBy !== caller.userId) {
       throw permissionDenied("only the group's creator can remove other members");
     }
@@ -271,9 +312,11 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   async markDelivered(req: MarkDeliveredRequest, ctx: HandlerContext) {
-    const [error] = await this.#advanceReceipts(ReceiptKind.DELIVERED, [
-      { actor: callerOf(ctx), conversations: req.conversations },
-    ]);
+    const [error] = await this.#advanceReceipts(
+      ReceiptKind.DELIVERED,
+      [{ actor: callerOf(ctx), conversations: req.conversations }],
+      { waitForPeers: true },
+    );
     if (error) throw error;
     return {};
   }
@@ -283,16 +326,23 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       if (!item.actor) throw invalidArgument(`items[${i}].actor: required`);
       return { actor: item.actor, conversations: item.conversations };
     });
-    const errors = await this.#advanceReceipts(ReceiptKind.DELIVERED, items);
+    // Acks come here from every connection of a gateway in one shared batch, and the gateway
+    // sends again those refused retryably (ack-retry.ts): a position this region's table has
+    // not caught up with is refused at once rather than holding up everyone's acks.
+    const errors = await this.#advanceReceipts(ReceiptKind.DELIVERED, items, {
+      waitForPeers: false,
+    });
     return { outcomes: errors.map((e) => ({ error: e && errorFrame(e) })) };
   }
 
   async markRead(req: MarkReadRequest, ctx: HandlerContext) {
     const read: MarkRead | undefined = req.read;
     if (!read) throw invalidArgument("read: required");
-    const [error] = await this.#advanceReceipts(ReceiptKind.READ, [
-      { actor: callerOf(ctx), conversations: [read] },
-    ]);
+    const [error] = await this.#advanceReceipts(
+      ReceiptKind.READ,
+      [{ actor: callerOf(ctx), conversations: [read] }],
+      { waitForPeers: true },
+    );
     if (error) throw error;
     return {};
   }
@@ -323,7 +373,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
 
   async getPresence(req: GetPresenceRequest, ctx: HandlerContext) {
     const caller = callerOf(ctx);
-    const visible = await this.#sharingConversations(caller.userId, req.userIds);
+    const visible = await this.#presenceVisible(caller.userId, req.userIds);
     const peers = this.#d.peers ?? [];
     const [sessions, remote] = await Promise.all([
       this.#d.registry.lookup(visible),
@@ -435,13 +485,25 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     wanted: Array<{ conversationId: string; userId: string }>,
     waited: boolean,
   ): Promise<boolean> {
+    if (wanted.length === 0 || waited) return false;
+    const ids = [...new Set(wanted.map((w) => w.conversationId))];
+    return this.#waitFor(async () => {
+      const found = await this.#conversations(ids);
+      return wanted.every((w) => found.get(w.conversationId)?.memberIds.includes(w.userId));
+    });
+  }
+
+  /**
+   * waitFor checks `ready` with growing pauses until it holds or replicationWaitMs runs out.
+   * It resolves false, at once, when no wait is configured (a region without peers).
+   */
+  async #waitFor(ready: () => Promise<boolean>): Promise<boolean> {
     const waitMs = this.#d.replicationWaitMs ?? 0;
-    if (wanted.length === 0 || waited || waitMs === 0) return false;
+    if (waitMs === 0) return false;
     const deadline = Date.now() + waitMs;
     for (let pause = 50; Date.now() < deadline; pause = Math.min(500, pause * 2)) {
       await new Promise((r) => setTimeout(r, Math.min(pause, deadline - Date.now())));
-      const found = await this.#conversations([...new Set(wanted.map((w) => w.conversationId))]);
-      if (wanted.every((w) => found.get(w.conversationId)?.memberIds.includes(w.userId))) break;
+      if (await ready()) break;
     }
     return true;
   }
@@ -458,106 +520,282 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   /**
-   * advanceReceipts advances one kind of receipt for a batch of actors (one conversation read
-   * and one write call for all of them) and publishes those that moved. Each item gets the
-   * first error among its conversations; the others are still written.
+   * advanceReceipts advances one kind of receipt for a batch of actors (one conversation read,
+   * one heads read and one write call for all of them) and publishes those that moved. Each
+   * item gets the first error among its conversations; the others are still written.
+   *
+   * A position is only taken where it is real, so that no receipt claims what does not exist
+   * (it would be relayed to the members, never come down again, and suppress pushes of the
+   * messages it claims). Per origin region, against the conversation's last seq from there:
+   * - this region's own messages are written here and read strongly, so no honest client is
+   *   ever ahead of them: beyond the head is refused (INVALID_ARGUMENT). Refused, not clamped:
+   *   a client ahead of the log has no idea what it received, and a clamped receipt would
+   *   claim messages it may never have shown;
+   * - another region's messages reach this table by replication, which may trail what a client
+   *   saw in that region before it failed over here: beyond the head as replicated here, the
+   *   position waits for replication like an unknown membership (`waitForPeers`, at most
+   *   replicationWaitMs) and is then refused retryably (UNAVAILABLE). The gateway sends acks
+   *   so refused again with backoff for minutes (ack-retry.ts), so a real one is taken once
+   *   replication brings the message; one beyond what the other region ever wrote never is.
    */
   async #advanceReceipts(
     kind: ReceiptKind,
-    items: Array<{
-      actor: Caller;
-      conversations: Array<{ conversationId: string; upTo?: VersionVector }>;
-    }>,
-    waited = false,
+    items: Array<{ actor: Caller; conversations: ReceiptPosition[] }>,
+    opts: { waitForPeers: boolean; waited?: boolean },
   ): Promise<Array<ConnectError | undefined>> {
     const errors: Array<ConnectError | undefined> = items.map(() => undefined);
-    const conversations = await this.#conversations(
-      items.flatMap((i) => i.conversations.map((p) => p.conversationId)),
+    const ids = items.flatMap((i) => i.conversations.map((p) => p.conversationId));
+    const [conversations, heads] = await Promise.all([this.#conversations(ids), this.#heads(ids)]);
+    const sorted = this.#sortPositions(kind, items, conversations, heads);
+    for (const r of sorted.refused) errors[r.item] ??= r.error;
+    const { writes, doubtful, unproven } = sorted;
+    const ahead: typeof unproven = [];
+    const proven = await this.#provenByMessages(
+      unproven.map((u) => u.position),
+      heads,
     );
-    const writes: Array<{ receipt: Receipt; memberIds: string[] }> = [];
-    const doubtful: Array<{ item: number; position: (typeof items)[number]["conversations"][0] }> =
-      [];
+    unproven.forEach((u, j) => {
+      const actor = items[u.item]?.actor as Caller;
+      if (proven[j])
+        writes.push({ receipt: receiptOf(kind, actor, u.position), memberIds: u.memberIds });
+      else if (opts.waitForPeers && !opts.waited) ahead.push(u);
+      else errors[u.item] ??= u.error;
+    });
+    // Receipts of conversations this region cannot authorize yet, or of messages it has not
+    // received yet, wait for replication on their own, without holding up the others.
+    const retry = async (waiting: WaitingPosition[], wait: boolean, otherwise: ConnectError[]) => {
+      const again = wait
+        ? await this.#advanceReceipts(
+            kind,
+            waiting.map((d) => ({
+              actor: items[d.item]?.actor as Caller,
+              conversations: [d.position],
+            })),
+            { ...opts, waited: true },
+          )
+        : otherwise;
+      again.forEach((err, j) => {
+        const i = waiting[j]?.item as number;
+        errors[i] ??= err;
+      });
+    };
+    const later = Promise.all([
+      this.#afterReplication(
+        doubtful.map((d) => ({
+          conversationId: d.position.conversationId,
+          userId: items[d.item]?.actor.userId as string,
+        })),
+        opts.waited ?? false,
+      ).then((wait) =>
+        retry(
+          doubtful,
+          wait,
+          doubtful.map((d) => notMember(d.position.conversationId)),
+        ),
+      ),
+      this.#afterHeads(ahead.map((a) => a.position)).then((wait) =>
+        retry(
+          ahead,
+          wait,
+          ahead.map((a) => a.error),
+        ),
+      ),
+    ]);
+    await this.#writeReceipts(writes);
+    await later;
+    return errors;
+  }
+
+  /**
+   * sortPositions decides what becomes of each position of a batch: written now, refused (with
+   * the error its item gets), waiting for its membership to replicate here (doubtful), or
+   * claiming another region's messages beyond the head known here (unproven).
+   */
+  #sortPositions(
+    kind: ReceiptKind,
+    items: Array<{ actor: Caller; conversations: ReceiptPosition[] }>,
+    conversations: Map<string, Conversation>,
+    heads: Map<string, Vector>,
+  ) {
+    const writes: ReceiptWrite[] = [];
+    const refused: Array<{ item: number; error: ConnectError }> = [];
+    const doubtful: WaitingPosition[] = [];
+    const unproven: Array<WaitingPosition & { error: ConnectError; memberIds: string[] }> = [];
     const regions = new Set([this.#d.region, ...(this.#d.peers ?? [])]);
-    items.forEach(({ actor, conversations: positions }, i) => {
+    items.forEach(({ actor, conversations: positions }, item) => {
       for (const p of positions) {
         // A position in a region that does not exist would be stored, relayed and never
         // come down again: refused, naming the region.
         const unknown = Object.keys(p.upTo?.seqs ?? {}).find((r) => !regions.has(r));
         if (unknown !== undefined) {
-          errors[i] ??= toConnectError(
+          const error = toConnectError(
             invalidArgument(
               `up_to: region "${unknown}" is not one of this deployment's (${[...regions].join(", ")})`,
             ),
           );
+          refused.push({ item, error });
           continue;
         }
         const conversation = conversations.get(p.conversationId);
         if (!conversation?.memberIds.includes(actor.userId)) {
-          doubtful.push({ item: i, position: p });
+          doubtful.push({ item, position: p });
           continue;
         }
-        writes.push({
-          receipt: create(ReceiptSchema, {
-            conversationId: p.conversationId,
-            userId: actor.userId,
-            kind,
-            upTo: p.upTo,
-          }),
-          memberIds: conversation.memberIds,
-        });
+        const beyond = this.#beyondHead(p, heads.get(p.conversationId));
+        if (beyond?.local) refused.push({ item, error: beyond.error });
+        else if (beyond) {
+          const memberIds = conversation.memberIds;
+          unproven.push({ item, position: p, error: beyond.error, memberIds });
+        } else {
+          writes.push({ receipt: receiptOf(kind, actor, p), memberIds: conversation.memberIds });
+        }
       }
     });
-    // Receipts of conversations this region cannot authorize yet wait for replication on
-    // their own, without holding up the others.
-    const later = this.#afterReplication(
-      doubtful.map((d) => ({
-        conversationId: d.position.conversationId,
-        userId: items[d.item]?.actor.userId as string,
-      })),
-      waited,
-    ).then(async (wait) => {
-      const again = wait
-        ? await this.#advanceReceipts(
-            kind,
-            doubtful.map((d) => ({
-              actor: items[d.item]?.actor as Caller,
-              conversations: [d.position],
-            })),
-            true,
-          )
-        : doubtful.map((d) => notMember(d.position.conversationId));
-      again.forEach((err, j) => {
-        const i = doubtful[j]?.item as number;
-        errors[i] ??= err;
-      });
+    return { writes, refused, doubtful, unproven };
+  }
+
+  /**
+   * writeReceipts writes receipts (one call per thousand) and publishes those that moved.
+   * A write that did not advance but stands exactly where it was asked to was made by an
+   * earlier try of the same ack whose publish failed (or by another device of the user at the
+   * same position): it is published again, or the members would never hear of it.
+   */
+  async #writeReceipts(writes: ReceiptWrite[]): Promise<void> {
+    if (writes.length === 0) return;
+    const results = await inChunks(
+      writes.map((w) => w.receipt),
+      async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
+    );
+    const advanced = results.flatMap((r, j) => {
+      const w = writes[j];
+      if (!r.receipt || !w) return [];
+      const stored = vectorFromProto(r.receipt.upTo);
+      const asked = vectorFromProto(w.receipt.upTo);
+      const current = r.advanced || (dominates(stored, asked) && dominates(asked, stored));
+      return current ? [{ receipt: r.receipt, memberIds: w.memberIds }] : [];
     });
-    if (writes.length > 0) {
-      const results = await inChunks(
-        writes.map((w) => w.receipt),
-        async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
-      );
-      // A write that did not advance but stands exactly where it was asked to was made by an
-      // earlier try of the same ack whose publish failed (or by another device of the user at
-      // the same position): publish it again, or the members would never hear of it.
-      const advanced = results.flatMap((r, j) => {
-        const w = writes[j];
-        if (!r.receipt || !w) return [];
-        const stored = vectorFromProto(r.receipt.upTo);
-        const asked = vectorFromProto(w.receipt.upTo);
-        const current = r.advanced || (dominates(stored, asked) && dominates(asked, stored));
-        return current ? [{ receipt: r.receipt, memberIds: w.memberIds }] : [];
-      });
-      await publishEvents(
-        this.#d.bus,
-        TOPICS.receiptUpdated,
-        advanced.map(({ receipt, memberIds }) => ({
-          key: receipt.conversationId,
-          value: { receipt, recipientIds: memberIds, originRegion: this.#d.region },
-        })),
-      );
+    await publishEvents(
+      this.#d.bus,
+      TOPICS.receiptUpdated,
+      advanced.map(({ receipt, memberIds }) => ({
+        key: receipt.conversationId,
+        value: { receipt, recipientIds: memberIds, originRegion: this.#d.region },
+      })),
+    );
+  }
+
+  /**
+   * beyondHead finds where a position claims more than the conversation's messages as stored
+   * here: a seq beyond the last one from its origin region (this region's first). `local` says
+   * the origin is this region; the error is what the position is refused with.
+   */
+  #beyondHead(
+    p: ReceiptPosition,
+    heads: Vector | undefined,
+  ): { local: boolean; error: ConnectError } | undefined {
+    const region = this.#d.region;
+    const claimed = Object.entries(p.upTo?.seqs ?? {}).filter(
+      ([r, seq]) => seq > (heads?.get(r) ?? 0n),
+    );
+    const [origin, seq] = claimed.find(([r]) => r === region) ?? claimed[0] ?? [];
+    if (origin === undefined || seq === undefined) return undefined;
+    const head = heads?.get(origin) ?? 0n;
+    if (origin === region) {
+      return {
+        local: true,
+        error: toConnectError(
+          invalidArgument(
+            `up_to: ${origin} ${seq} is beyond the last message from ${origin} in conversation ${p.conversationId} (${head})`,
+          ),
+        ),
+      };
     }
-    await later;
-    return errors;
+    return {
+      local: false,
+      error: toConnectError(
+        new ChatError(
+          Code.Unavailable,
+          `up_to: ${origin} ${seq} of conversation ${p.conversationId} is not replicated to ${region} yet (the last message from ${origin} here is ${head}); retry`,
+          { retryable: true },
+        ),
+      ),
+    };
+  }
+
+  /**
+   * provenByMessages says, per position beyond another region's head item, whether the
+   * messages it claims are here all the same: items replicate in any order, so a message can
+   * come before the head item that covers it (and a dead region's head item may never come,
+   * while the region that takes over its backlog delivers its messages). A message at or past
+   * the claimed seq proves it, seqs being dense at their origin.
+   */
+  async #provenByMessages(positions: ReceiptPosition[], heads: Map<string, Vector>) {
+    const proven = positions.map(() => false);
+    const queue = positions.map((p, i) => ({ p, i }));
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        const { p, i } = next;
+        const head = heads.get(p.conversationId);
+        const claims = Object.entries(p.upTo?.seqs ?? {}).filter(
+          ([r, seq]) => r !== this.#d.region && seq > (head?.get(r) ?? 0n),
+        );
+        const found = await Promise.all(
+          claims.map(async ([originRegion, seq]) => {
+            const { messages } = await this.#d.persistence.readMessages({
+              conversationId: p.conversationId,
+              originRegion,
+              afterSeq: seq - 1n,
+              limit: 1,
+            });
+            return messages.length > 0;
+          }),
+        );
+        proven[i] = found.every(Boolean);
+      }
+    };
+    // A few reads at a time: positions beyond the heads are rare, unless a client makes them up.
+    await Promise.all(Array.from({ length: Math.min(PROOF_READS, queue.length) }, worker));
+    return proven;
+  }
+
+  /** heads reads, per conversation, the last seq from each region as stored here. */
+  async #heads(ids: string[]): Promise<Map<string, Vector>> {
+    const unique = [...new Set(ids)];
+    if (unique.length === 0) return new Map();
+    const all = await inChunks(
+      unique,
+      async (conversationIds) =>
+        (await this.#d.persistence.batchReadHeads({ conversationIds })).heads,
+    );
+    return new Map(all.map((h) => [h.conversationId, vectorFromProto(h.heads)]));
+  }
+
+  /**
+   * afterHeads waits until replication has brought every conversation's messages up to these
+   * positions, or replicationWaitMs runs out; true when there was anything to wait for.
+   */
+  async #afterHeads(positions: ReceiptPosition[]): Promise<boolean> {
+    if (positions.length === 0) return false;
+    const ids = positions.map((p) => p.conversationId);
+    return this.#waitFor(async () => {
+      const heads = await this.#heads(ids);
+      return positions.every((p) => !this.#beyondHead(p, heads.get(p.conversationId)));
+    });
+  }
+
+  /**
+   * limitChanges spends one of the caller's conversation changes (RESOURCE_EXHAUSTED,
+   * retryable, when none is left): no one can put others into hundreds of conversations.
+   */
+  #limitChanges(caller: Caller): void {
+    const limiter = this.#changes;
+    const waitMs = limiter?.take(caller.userId) ?? 0;
+    if (!limiter || waitMs === 0) return;
+    throw new ChatError(
+      Code.ResourceExhausted,
+      `too many conversation changes: at most ${limiter.perMinute} per minute (creating conversations, adding and removing members); retry in ${Math.ceil(waitMs / 1000)} s`,
+      { retryable: true },
+    );
   }
 
   /**
@@ -601,25 +839,42 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     return conversation;
   }
 
-  /** sharingConversations filters `userIds` to those who share a conversation with `userId`. */
-  async #sharingConversations(userId: string, userIds: string[]): Promise<string[]> {
-    if (userIds.length === 0) return [];
-    const mine = await this.#conversationIds(userId);
-    const out: string[] = [];
-    for (const other of userIds) {
-      if (other === userId) {
-        out.push(other);
-        continue;
-      }
-      const theirs = await this.#conversationIds(other);
-      for (const id of theirs) {
-        if (mine.has(id)) {
-          out.push(other);
-          break;
-        }
+  /**
+   * presenceVisible filters `userIds` to those whose presence `userId` may see: themself, and
+   * each user with whom they share a conversation in which both have sent a message. Being put
+   * into a conversation (or written to) by someone is no consent to be watched by them; writing
+   * in it is. The rule is symmetric: whoever may watch a user may be watched by them.
+   */
+  async #presenceVisible(userId: string, userIds: string[]): Promise<string[]> {
+    const others = userIds.filter((u) => u !== userId);
+    const shared = new Map<string, string[]>();
+    if (others.length > 0) {
+      const mine = await this.#conversationIds(userId);
+      for (const other of others) {
+        const theirs = await this.#conversationIds(other);
+        shared.set(
+          other,
+          [...theirs].filter((id) => mine.has(id)),
+        );
       }
     }
-    return out;
+    const senders = await this.#senders([...new Set([...shared.values()].flat())]);
+    const bothWrote = (id: string, other: string) =>
+      senders.get(id)?.has(userId) === true && senders.get(id)?.has(other) === true;
+    return userIds.filter(
+      (u) => u === userId || (shared.get(u) ?? []).some((id) => bothWrote(id, u)),
+    );
+  }
+
+  /** senders reads, per conversation, who has sent a message in it. */
+  async #senders(ids: string[]): Promise<Map<string, Set<string>>> {
+    if (ids.length === 0) return new Map();
+    const all = await inChunks(
+      ids,
+      async (conversationIds) =>
+        (await this.#d.persistence.batchReadSenders({ conversationIds })).conversations,
+    );
+    return new Map(all.map((c) => [c.conversationId, new Set(c.userIds)]));
   }
 
   async #conversationIds(userId: string): Promise<Set<string>> {
@@ -647,6 +902,16 @@ interface SendResult {
  */
 function notMember(conversationId: string): ConnectError {
   return toConnectError(permissionDenied(`you are not a member of conversation ${conversationId}`));
+}
+
+/** receiptOf is the receipt a position asks for. */
+function receiptOf(kind: ReceiptKind, actor: Caller, p: ReceiptPosition): Receipt {
+  return create(ReceiptSchema, {
+    conversationId: p.conversationId,
+    userId: actor.userId,
+    kind,
+    upTo: p.upTo,
+  });
 }
 
 /** errorFrame turns a failed item of a batch into the error its caller sees. */

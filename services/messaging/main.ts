@@ -18,10 +18,11 @@ function crashAfterAppend(text: string): MessagingHooks {
 await runService(
   "messaging",
   loadMessagingConfig,
-  async ({ config, clients, shared, log, metrics }) =>
+  async ({ config, clients, peers, shared, log, metrics }) =>
     build({
       config,
       persistence: clients.client(PersistenceService, config.urls.persistence),
+      peers,
       ...(await shared()),
       log,
       metrics,

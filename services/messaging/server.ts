@@ -2,6 +2,14 @@ import type { Client } from "@connectrpc/connect";
 import { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { Fanout } from "../shared/fanout.ts";
+import {
+  ANY,
+  authenticatingInterceptor,
+  type CallerPolicy,
+  InternalVerifier,
+  type PeerKeys,
+  READ_ONLY,
+} from "../shared/internal-auth.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Metrics } from "../shared/metrics.ts";
 import type { Bus, Subscription } from "../shared/ports/bus.ts";
@@ -33,6 +41,8 @@ export interface MessagingAppDeps {
     sweepMinAgeMs: number;
     sweepMaxAgeMs: number;
     receiptWindowMs: number;
+    /** conversationChangesPerMinute limits each user's creations and membership changes. */
+    conversationChangesPerMinute?: number;
     replicationWaitMs?: number;
     /** instanceId names this task (its own view of the peers' liveness). */
     instanceId?: string;
@@ -43,10 +53,18 @@ export interface MessagingAppDeps {
   bus: Bus;
   registry: SessionRegistry;
   channel: DeliveryChannel;
+  /** peers are the public keys of the services that may call messaging. */
+  peers: PeerKeys;
   log: Logger;
   metrics: Metrics;
   hooks?: MessagingHooks;
 }
+
+/**
+ * CALLERS: the gateway acts for its clients' users (in the token, or per item of a batch);
+ * operators' tools may read, as the user their token names.
+ */
+export const MESSAGING_CALLERS: CallerPolicy = { gateway: ANY, operator: READ_ONLY };
 
 /** build wires the messaging service; it does not listen (see main.ts). */
 export function build(deps: MessagingAppDeps): ServiceApp {
@@ -60,6 +78,7 @@ export function build(deps: MessagingAppDeps): ServiceApp {
     registry: deps.registry,
     maxGroupSize: config.maxGroupSize,
     replicationWaitMs: config.replicationWaitMs,
+    conversationChangesPerMinute: config.conversationChangesPerMinute,
     hooks: deps.hooks,
   });
   const peers = config.peers;
@@ -98,6 +117,9 @@ export function build(deps: MessagingAppDeps): ServiceApp {
     log,
     metrics,
     health: createAppHealth([MessagingService]),
+    interceptors: [
+      authenticatingInterceptor(new InternalVerifier("messaging", deps.peers), MESSAGING_CALLERS),
+    ],
     routes: (r) => r.service(MessagingService, handler),
     async start() {
       const mirrors = config.mirrors;

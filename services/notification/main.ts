@@ -8,9 +8,14 @@ import { build } from "./server.ts";
 await runService(
   "notification",
   loadNotificationConfig,
-  async ({ config, clients, shared, log, metrics }) =>
+  async ({ config, clients, peers, shared, log, metrics }) =>
     build({
-      config: { pushDelayMs: config.push.delayMs, replayPageSize: config.replayPageSize },
+      peers,
+      config: {
+        pushDelayMs: config.push.delayMs,
+        replayPageSize: config.replayPageSize,
+        maxPushDevicesPerUser: config.push.maxDevicesPerUser,
+      },
       persistence: clients.client(PersistenceService, config.urls.persistence),
       ...(await shared()),
       push: createPushProvider(config, log),

@@ -5,6 +5,7 @@ import { type Message, ReceiptKind } from "../../gen/chat/v1/types_pb.ts";
 import { inChunks } from "../shared/batcher.ts";
 import type { Logger } from "../shared/logger.ts";
 import { RetryLater } from "../shared/ports/bus.ts";
+import { DEFAULT_MAX_PUSH_DEVICES, newestTokens } from "./push/device-cap.ts";
 import { type PushProvider, platformName } from "./push/push-provider.ts";
 
 /** PushSchedulerDeps are what push decisions need. */
@@ -13,6 +14,11 @@ export interface PushSchedulerDeps {
   provider: PushProvider;
   log: Logger;
   delayMs: number;
+  /**
+   * maxDevicesPerUser bounds the pushes one message costs per recipient: only the most
+   * recently registered tokens are pushed to (MAX_PUSH_DEVICES_PER_USER).
+   */
+  maxDevicesPerUser?: number;
   now?: () => number;
 }
 
@@ -121,8 +127,11 @@ export class PushScheduler {
     });
     if (!claimed) return 0;
     const { tokens } = await this.#d.persistence.listPushTokens({ userId });
+    // Registration evicts beyond the cap, but registrations racing in two regions can leave a
+    // few more for a while: the cap holds here whatever the store has.
+    const max = this.#d.maxDevicesPerUser ?? DEFAULT_MAX_PUSH_DEVICES;
     let sent = 0;
-    for (const t of tokens) {
+    for (const t of newestTokens(tokens, max)) {
       if (!this.#d.provider.platforms.includes(t.platform)) continue;
       const text = message.content.case === "text" ? message.content.value : "";
       const outcome = await this.#d.provider.send(

@@ -6,7 +6,9 @@ import type {
   AppendMessageRequest,
   BatchAppendMessagesRequest,
   BatchReadConversationsRequest,
+  BatchReadHeadsRequest,
   BatchReadReceiptsRequest,
+  BatchReadSendersRequest,
   BatchWriteReceiptsRequest,
   BatchWriteRoutedSeqsRequest,
   ClaimPushRequest,
@@ -69,6 +71,8 @@ export interface PersistenceDeps {
 }
 
 const APPEND_ATTEMPTS = 8;
+/** SENDERS_REMEMBERED bounds the (conversation, sender) pairs known to be recorded already. */
+const SENDERS_REMEMBERED = 50_000;
 const DEFAULT_HISTORY_PAGE = 50;
 const DEFAULT_LIST_PAGE = 100;
 
@@ -81,6 +85,8 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
   readonly #d: PersistenceDeps;
   readonly #conversations = new KeyedLock();
   readonly #inboxes = new KeyedLock();
+  /** senders are (conversation, sender) pairs whose `sent` record this task has written. */
+  readonly #senders = new Set<string>();
 
   constructor(deps: PersistenceDeps) {
     this.#d = deps;
@@ -299,6 +305,27 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     return { results };
   }
 
+  async batchReadHeads(req: BatchReadHeadsRequest) {
+    const heads = await this.#d.store.heads(req.conversationIds);
+    return {
+      heads: req.conversationIds.map((conversationId) => ({
+        conversationId,
+        heads: vectorToProto(heads.get(conversationId) ?? new Map()),
+      })),
+    };
+  }
+
+  async batchReadSenders(req: BatchReadSendersRequest) {
+    const conversations = await Promise.all(
+      req.conversationIds.map(async (conversationId) => {
+        const receipts = await this.#d.store.readReceipts(conversationId);
+        const userIds = receipts.filter((r) => r.kind === "sent").map((r) => r.userId);
+        return { conversationId, userIds: userIds.sort() };
+      }),
+    );
+    return { conversations };
+  }
+
   async readReceipts(req: ReadReceiptsRequest) {
     return { receipts: await this.#receipts(req.conversationId) };
   }
@@ -310,14 +337,17 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
 
   async #receipts(conversationId: string): Promise<Receipt[]> {
     const receipts = await this.#d.store.readReceipts(conversationId);
-    return receipts.map((r) =>
-      create(ReceiptSchema, {
-        conversationId,
-        userId: r.userId,
-        kind: r.kind === "read" ? ReceiptKind.READ : ReceiptKind.DELIVERED,
-        upTo: vectorToProto(r.upTo),
-      }),
-    );
+    // `sent` records who has taken part; they are no receipt.
+    return receipts
+      .filter((r) => r.kind !== "sent")
+      .map((r) =>
+        create(ReceiptSchema, {
+          conversationId,
+          userId: r.userId,
+          kind: r.kind === "read" ? ReceiptKind.READ : ReceiptKind.DELIVERED,
+          upTo: vectorToProto(r.upTo),
+        }),
+      );
   }
 
   async readRoutedSeq(req: ReadRoutedSeqRequest) {
@@ -408,7 +438,12 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
   async listPushTokens(req: ListPushTokensRequest) {
     const tokens = await this.#d.store.listPushTokens(req.userId);
     return {
-      tokens: tokens.map((t) => ({ deviceId: t.deviceId, platform: t.platform, token: t.token })),
+      tokens: tokens.map((t) => ({
+        deviceId: t.deviceId,
+        platform: t.platform,
+        token: t.token,
+        registeredAtMs: BigInt(t.updatedAtMs),
+      })),
     };
   }
 
@@ -459,8 +494,44 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     return c;
   }
 
-  /** append stamps and stores one message, retrying when another writer moved the head. */
+  /**
+   * append stores one message and records that its sender has taken part in the conversation
+   * (presence is shared only between users who have both written in a conversation they share).
+   * The record follows the message: if writing it fails, so does the call, and the retry that
+   * finds the message stored writes it.
+   */
   async #append(
+    req: Pick<
+      AppendMessageRequest,
+      "conversationId" | "senderId" | "senderDeviceId" | "clientMsgId" | "seenHlc" | "content"
+    >,
+    create_?: ConversationMeta,
+  ): Promise<{ message: Message; duplicate: boolean }> {
+    const stored = await this.#appendMessage(req, create_);
+    await this.#recordSender(stored.message);
+    return stored;
+  }
+
+  /**
+   * recordSender writes the sender's `sent` record of the conversation, once per task (and
+   * again after SENDERS_REMEMBERED others): it is a fact that never changes, not a position to
+   * keep up to date, so a send costs no extra write once its sender is known here.
+   */
+  async #recordSender(m: Message): Promise<void> {
+    const key = `${m.conversationId}\u0000${m.senderId}`;
+    if (this.#senders.has(key)) return;
+    await this.#d.store.writeReceipt(
+      m.conversationId,
+      m.senderId,
+      "sent",
+      new Map([[m.originRegion, m.seq]]),
+    );
+    if (this.#senders.size >= SENDERS_REMEMBERED) this.#senders.clear();
+    this.#senders.add(key);
+  }
+
+  /** appendMessage stamps and stores one message, retrying when another writer moved the head. */
+  async #appendMessage(
     req: Pick<
       AppendMessageRequest,
       "conversationId" | "senderId" | "senderDeviceId" | "clientMsgId" | "seenHlc" | "content"

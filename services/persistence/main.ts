@@ -3,6 +3,6 @@ import { loadPersistenceConfig } from "../shared/config.ts";
 import { runService } from "../shared/process.ts";
 import { build } from "./server.ts";
 
-await runService("persistence", loadPersistenceConfig, async ({ stores, log, metrics }) =>
-  build({ ...(await stores()), log, metrics }),
+await runService("persistence", loadPersistenceConfig, async ({ stores, peers, log, metrics }) =>
+  build({ ...(await stores()), peers, log, metrics }),
 );

@@ -19,6 +19,15 @@ import {
   loadNotificationConfig,
   loadPersistenceConfig,
 } from "../shared/config.ts";
+import {
+  type Audience,
+  generateKeySet,
+  type Identity,
+  type InternalKeySet,
+  OPERATOR_MAX_TTL_S,
+  parsePeerKeys,
+  signerOf,
+} from "../shared/internal-auth.ts";
 import { createLogger, type Logger, silentLogger } from "../shared/logger.ts";
 import { createMetrics } from "../shared/metrics.ts";
 import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
@@ -50,6 +59,8 @@ export interface LocalRegionOptions {
   backends?: { stores: Stores; shared: Shared };
   /** issuer, when given, signs tokens instead of a new dev issuer (one identity provider). */
   issuer?: DevIssuer;
+  /** internalKeys, when given, are the services' keys; by default the region makes its own. */
+  internalKeys?: InternalKeySet;
 }
 
 /** LocalRegion is a whole region running in this process on embedded backends. */
@@ -70,6 +81,13 @@ export interface LocalRegion {
   readonly services: RunningService[];
   /** token signs a development token for a user. */
   token(userId: string): Promise<string>;
+  /** internalKeys are the key pairs the region's services authenticate each other with. */
+  readonly internalKeys: InternalKeySet;
+  /**
+   * internalToken signs, as `identity` (operator by default: read-only), a token for calling
+   * the service `to` directly, acting for `userId` if given.
+   */
+  internalToken(to: Audience, userId?: string, identity?: Identity): Promise<string>;
   /** stop stops the region gracefully: the gateway drains, everything in flight finishes. */
   stop(): Promise<void>;
   /**
@@ -109,7 +127,13 @@ export const DEFAULT_PORTS = {
 export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<LocalRegion> {
   const env = { ...(opts.env ?? process.env) };
   const ports = opts.ports ?? EPHEMERAL_PORTS;
-  const persistenceConfig = loadPersistenceConfig({ ...env, PORT: String(ports.persistence) });
+  // Every service signs its calls with its own key, as separate tasks would.
+  const internalKeys = opts.internalKeys ?? generateKeySet("dev");
+  const persistenceConfig = loadPersistenceConfig({
+    ...env,
+    INTERNAL_AUTH_PEERS: internalKeys.peers,
+    PORT: String(ports.persistence),
+  });
   const region = persistenceConfig.region;
   const host = persistenceConfig.host;
   const logFor = (service: string): Logger =>
@@ -127,10 +151,22 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
   const shared = opts.backends?.shared ?? (await openShared(persistenceConfig, logFor("backends")));
   const { bus, registry } = shared;
   const channel = opts.channel ?? shared.channel;
-  const clients = createServiceClients(persistenceConfig.rpcTimeoutMs);
+  const peers = parsePeerKeys(internalKeys.peers);
+  const signer = (identity: Identity, ttlS?: number) => signerOf(internalKeys, identity, ttlS);
+  const keyEnv = (identity: Identity) => ({
+    INTERNAL_AUTH_KEY: internalKeys.privateKeys[identity],
+    INTERNAL_AUTH_PEERS: internalKeys.peers,
+  });
+  const operator = signer("operator", OPERATOR_MAX_TTL_S);
+  const clientsOf = {
+    gateway: createServiceClients(persistenceConfig.rpcTimeoutMs, signer("gateway")),
+    messaging: createServiceClients(persistenceConfig.rpcTimeoutMs, signer("messaging")),
+    notification: createServiceClients(persistenceConfig.rpcTimeoutMs, signer("notification")),
+  };
   const issuer = opts.issuer ?? (await startDevIssuer({ host, port: ports.issuer }));
+  issuer.trustInternal(region, operator);
   const closeOwned = async () => {
-    clients.close();
+    for (const c of Object.values(clientsOf)) c.close();
     if (owned) {
       await shared.close().catch(() => undefined);
       await stores.close();
@@ -143,19 +179,24 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       buildPersistence({
         store,
         inbox,
+        peers,
         log: logFor("persistence"),
         metrics: metricsFor("persistence"),
       }),
       { port: ports.persistence, host },
     );
     running.push(persistence);
-    const persistenceClient = clients.client(PersistenceService, persistence.url);
 
-    const messagingConfig = loadMessagingConfig({ ...env, PORT: String(ports.messaging) });
+    const messagingConfig = loadMessagingConfig({
+      ...env,
+      ...keyEnv("messaging"),
+      PORT: String(ports.messaging),
+    });
     const messaging = await serveApp(
       buildMessaging({
         config: messagingConfig,
-        persistence: persistenceClient,
+        persistence: clientsOf.messaging.client(PersistenceService, persistence.url),
+        peers,
         bus,
         registry,
         channel,
@@ -167,16 +208,22 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
     );
     running.push(messaging);
 
-    const notificationConfig = loadNotificationConfig({ ...env, PORT: String(ports.notification) });
+    const notificationConfig = loadNotificationConfig({
+      ...env,
+      ...keyEnv("notification"),
+      PORT: String(ports.notification),
+    });
     const notificationLog = logFor("notification");
     const push = opts.push ?? createPushProvider(notificationConfig, notificationLog);
     const notification = await serveApp(
       buildNotification({
         config: {
           pushDelayMs: notificationConfig.push.delayMs,
+          maxPushDevicesPerUser: notificationConfig.push.maxDevicesPerUser,
           replayPageSize: notificationConfig.replayPageSize,
         },
-        persistence: persistenceClient,
+        persistence: clientsOf.notification.client(PersistenceService, persistence.url),
+        peers,
         bus,
         registry,
         channel,
@@ -190,6 +237,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
 
     const gatewayConfig = loadGatewayConfig({
       ...env,
+      ...keyEnv("gateway"),
       PORT: String(ports.gateway),
       ADMIN_PORT: String(ports.gatewayAdmin),
       AUTH_JWKS_URL: issuer.jwksUrl,
@@ -203,8 +251,8 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
         ...gatewayConfig.auth,
         audience: gatewayConfig.admin.operatorAudience,
       }),
-      messaging: clients.client(MessagingService, messaging.url),
-      notification: clients.client(NotificationService, notification.url),
+      messaging: clientsOf.gateway.client(MessagingService, messaging.url),
+      notification: clientsOf.gateway.client(NotificationService, notification.url),
       bus,
       registry,
       channel,
@@ -228,6 +276,11 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
       gateway: gatewayApp,
       services: running,
       token: (userId) => issuer.token(userId),
+      internalKeys,
+      async internalToken(to, userId, identity = "operator") {
+        const by = identity === "operator" ? operator : signer(identity);
+        return by.token(to, userId === undefined ? undefined : { userId, deviceId: "" });
+      },
       async stop() {
         // Edge first: the gateway drains its clients while the services behind it still answer.
         for (const s of [...running].reverse()) await s.stop();

@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { type InternalSigner, signingInterceptor } from "./internal-auth.ts";
 
 /** ServiceClients creates typed gRPC clients for other services and closes their connections. */
 export interface ServiceClients {
@@ -11,9 +12,14 @@ export interface ServiceClients {
 
 /**
  * createServiceClients shares one HTTP/2 session per base URL between all clients, with a
- * deadline on every call (`defaultTimeoutMs`, overridable per call with `timeoutMs`).
+ * deadline on every call (`defaultTimeoutMs`, overridable per call with `timeoutMs`). Every
+ * call carries an internal token `signer` mints (see internal-auth.ts); without a signer (a
+ * service nobody lets call others) no client can be made.
  */
-export function createServiceClients(defaultTimeoutMs: number): ServiceClients {
+export function createServiceClients(
+  defaultTimeoutMs: number,
+  signer?: InternalSigner,
+): ServiceClients {
   const sessions = new Map<string, Http2SessionManager>();
   const transports = new Map<string, ReturnType<typeof createGrpcTransport>>();
   const transport = (baseUrl: string) => {
@@ -32,13 +38,19 @@ export function createServiceClients(defaultTimeoutMs: number): ServiceClients {
         // Inside a region's network compression costs CPU and saves nothing; an empty list
         // also stops servers from compressing their answers.
         acceptCompression: [],
+        interceptors: signer ? [signingInterceptor(signer)] : [],
       });
       transports.set(baseUrl, t);
     }
     return t;
   };
   return {
-    client: (service, baseUrl) => createClient(service, transport(baseUrl)),
+    client: (service, baseUrl) => {
+      if (!signer) {
+        throw new Error(`cannot call ${service.typeName}: this service has no INTERNAL_AUTH_KEY`);
+      }
+      return createClient(service, transport(baseUrl));
+    },
     close() {
       for (const s of sessions.values()) s.abort();
       sessions.clear();

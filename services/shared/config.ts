@@ -162,6 +162,12 @@ export interface CommonConfig {
   rpcTimeoutMs: number;
   instanceId: string;
   backends: Backends;
+  /**
+   * internalAuth is this service's part of service-to-service authentication (internal-auth.ts):
+   * `key`, its own private key (a service that calls others); `peers`, the public keys of the
+   * services it accepts calls from (a service others call). Both are JSON, checked at start.
+   */
+  internalAuth: { key?: string; peers?: string };
 }
 
 /** ServiceUrls are where the other services of the region listen. */
@@ -185,6 +191,17 @@ export interface GatewayConfig extends CommonConfig {
   maxFrameBytes: number;
   drainMs: number;
   framesPerSecond: number;
+  /**
+   * What one client may cost (docs/security.md): bytes written to a connection and not yet
+   * taken by the client before it is closed as a slow reader (1013); requests a connection may
+   * have running or waiting; page requests (history, conversations, sync) among them that run
+   * at once; bytes of one history answer; connections of one user in the region (4429).
+   */
+  maxBufferedBytes: number;
+  maxRequestsInFlight: number;
+  maxPageRequestsInFlight: number;
+  maxHistoryPageBytes: number;
+  maxConnectionsPerUser: number;
   /** canaryIntervalMs is how often the delivery canary goes round; canaryTimeoutMs how long it may fail. */
   canaryIntervalMs: number;
   canaryTimeoutMs: number;
@@ -207,6 +224,11 @@ export interface MessagingConfig extends CommonConfig {
    */
   replicationWaitMs: number;
   /**
+   * conversationChangesPerMinute is how many conversations a user may create, plus membership
+   * changes they may make (leaving excepted), per minute per messaging task (0: no limit).
+   */
+  conversationChangesPerMinute: number;
+  /**
    * takeover: a peer region silent for afterMs is dead; what it appended from windowMs before
    * it fell silent is delivered from here, looked at every intervalMs.
    */
@@ -221,7 +243,13 @@ export interface MessagingConfig extends CommonConfig {
 /** NotificationConfig configures notification. */
 export interface NotificationConfig extends CommonConfig {
   urls: ServiceUrls;
-  push: { provider: "log" | "webhook"; webhookUrl?: string; delayMs: number };
+  push: {
+    provider: "log" | "webhook";
+    webhookUrl?: string;
+    delayMs: number;
+    /** maxDevicesPerUser caps each user's push tokens; registering more forgets the oldest. */
+    maxDevicesPerUser: number;
+  };
   replayPageSize: number;
 }
 
@@ -325,12 +353,20 @@ function backendsOf(
   return { store, registry, bus };
 }
 
+/**
+ * A caller's own private key and a callee's trusted public keys (internal-auth.ts): required to
+ * run the service (runService says so at start), not to read its other settings.
+ */
+const signingKey = { INTERNAL_AUTH_KEY: z.string().min(1).optional() };
+const peerKeys = { INTERNAL_AUTH_PEERS: z.string().min(1).optional() };
+
 /** SHAPES are the variables each service reads, with their validation and defaults. */
 const SHAPES = {
   gateway: {
     ...common,
     ...backends,
     ...urls,
+    ...signingKey,
     PORT: port(8080),
     ADMIN_PORT: port(9080),
     AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }),
@@ -345,11 +381,23 @@ const SHAPES = {
     CANARY_INTERVAL_MS: ms(2_000),
     CANARY_TIMEOUT_MS: ms(10_000),
     ECS_CONTAINER_METADATA_URI_V4: z.url({ protocol: /^https?$/ }).optional(),
+    MAX_BUFFERED_BYTES: z.coerce.number().int().min(65_536).max(268_435_456).default(4_194_304),
+    MAX_REQUESTS_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(64),
+    MAX_PAGE_REQUESTS_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000).default(2),
+    MAX_HISTORY_PAGE_BYTES: z.coerce
+      .number()
+      .int()
+      .min(16_384, "must be at least 16384 (one message of the largest size)")
+      .max(268_435_456)
+      .default(1_048_576),
+    MAX_CONNECTIONS_PER_USER: z.coerce.number().int().min(1).max(10_000).default(10),
   },
   messaging: {
     ...common,
     ...backends,
     ...urls,
+    ...signingKey,
+    ...peerKeys,
     PORT: port(8081),
     MAX_GROUP_SIZE: z.coerce.number().int().min(2).max(10_000).default(256),
     FAULT_CRASH_AFTER_APPEND: z.string().min(1).optional(),
@@ -358,6 +406,7 @@ const SHAPES = {
     SWEEP_MAX_AGE_MS: ms(3_600_000),
     RECEIPT_WINDOW_MS: z.coerce.number().int().min(0).max(10_000).default(250),
     REPLICATION_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3_000),
+    CONVERSATION_CHANGES_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(30),
     TAKEOVER_AFTER_MS: ms(10_000),
     TAKEOVER_WINDOW_MS: ms(60_000),
     TAKEOVER_INTERVAL_MS: ms(1_000),
@@ -366,13 +415,16 @@ const SHAPES = {
     ...common,
     ...backends,
     ...urls,
+    ...signingKey,
+    ...peerKeys,
     PORT: port(8082),
     PUSH_PROVIDER: z.enum(["log", "webhook"]).default("log"),
     PUSH_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
     PUSH_DELAY_MS: ms(10_000),
+    MAX_PUSH_DEVICES_PER_USER: z.coerce.number().int().min(1).max(1_000).default(20),
     REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
   },
-  persistence: { ...common, ...backends, PORT: port(8083) },
+  persistence: { ...common, ...backends, ...peerKeys, PORT: port(8083) },
 };
 
 /** VARIABLES names every environment variable each service reads (for docs and deploy checks). */
@@ -391,8 +443,19 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       `invalid configuration:\n  CANARY_TIMEOUT_MS: must be at least twice CANARY_INTERVAL_MS (${e.CANARY_INTERVAL_MS}), got ${e.CANARY_TIMEOUT_MS}`,
     );
   }
+  if (e.MAX_PAGE_REQUESTS_IN_FLIGHT > e.MAX_REQUESTS_IN_FLIGHT) {
+    throw new ConfigError(
+      `invalid configuration:\n  MAX_PAGE_REQUESTS_IN_FLIGHT: must be at most MAX_REQUESTS_IN_FLIGHT (${e.MAX_REQUESTS_IN_FLIGHT}), got ${e.MAX_PAGE_REQUESTS_IN_FLIGHT}`,
+    );
+  }
+  if (e.MAX_HISTORY_PAGE_BYTES > e.MAX_BUFFERED_BYTES) {
+    throw new ConfigError(
+      `invalid configuration:\n  MAX_HISTORY_PAGE_BYTES: must be at most MAX_BUFFERED_BYTES (${e.MAX_BUFFERED_BYTES}), so that a page fits in a connection's buffer, got ${e.MAX_HISTORY_PAGE_BYTES}`,
+    );
+  }
   return {
     ...commonOf(e, e.PORT, "gateway"),
+    internalAuth: { key: e.INTERNAL_AUTH_KEY },
     urls: urlsOf(e),
     auth: { jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE },
     admin: { port: e.ADMIN_PORT, operatorAudience: e.AUTH_OPERATOR_AUDIENCE },
@@ -401,6 +464,11 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     maxFrameBytes: e.MAX_FRAME_BYTES,
     drainMs: e.DRAIN_MS,
     framesPerSecond: e.FRAMES_PER_SECOND,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+    maxRequestsInFlight: e.MAX_REQUESTS_IN_FLIGHT,
+    maxPageRequestsInFlight: e.MAX_PAGE_REQUESTS_IN_FLIGHT,
+    maxHistoryPageBytes: e.MAX_HISTORY_PAGE_BYTES,
+    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
     canaryIntervalMs: e.CANARY_INTERVAL_MS,
     canaryTimeoutMs: e.CANARY_TIMEOUT_MS,
     ecsMetadataUri: e.ECS_CONTAINER_METADATA_URI_V4,
@@ -412,6 +480,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
   const e = parse(SHAPES.messaging, env);
   return {
     ...commonOf(e, e.PORT, "messaging"),
+    internalAuth: { key: e.INTERNAL_AUTH_KEY, peers: e.INTERNAL_AUTH_PEERS },
     urls: urlsOf(e),
     maxGroupSize: e.MAX_GROUP_SIZE,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
@@ -421,6 +490,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
     replicationWaitMs: e.CHAT_PEER_REGIONS.some((p) => p.region !== e.CHAT_REGION)
       ? e.REPLICATION_WAIT_MS
       : 0,
+    conversationChangesPerMinute: e.CONVERSATION_CHANGES_PER_MINUTE,
     takeover: {
       afterMs: e.TAKEOVER_AFTER_MS,
       windowMs: e.TAKEOVER_WINDOW_MS,
@@ -440,8 +510,14 @@ export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): No
   }
   return {
     ...commonOf(e, e.PORT, "notification"),
+    internalAuth: { key: e.INTERNAL_AUTH_KEY, peers: e.INTERNAL_AUTH_PEERS },
     urls: urlsOf(e),
-    push: { provider: e.PUSH_PROVIDER, webhookUrl: e.PUSH_WEBHOOK_URL, delayMs: e.PUSH_DELAY_MS },
+    push: {
+      provider: e.PUSH_PROVIDER,
+      webhookUrl: e.PUSH_WEBHOOK_URL,
+      delayMs: e.PUSH_DELAY_MS,
+      maxDevicesPerUser: e.MAX_PUSH_DEVICES_PER_USER,
+    },
     replayPageSize: e.REPLAY_PAGE_SIZE,
   };
 }
@@ -449,5 +525,5 @@ export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): No
 /** loadPersistenceConfig reads persistence's configuration from `env`. */
 export function loadPersistenceConfig(env: NodeJS.ProcessEnv = process.env): PersistenceConfig {
   const e = parse(SHAPES.persistence, env);
-  return commonOf(e, e.PORT, "persistence");
+  return { ...commonOf(e, e.PORT, "persistence"), internalAuth: { peers: e.INTERNAL_AUTH_PEERS } };
 }

@@ -1,58 +1,27 @@
 import { createValidator } from "@bufbuild/protovalidate";
-import {
-  Code,
-  ConnectError,
-  createContextKey,
-  type HandlerContext,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { Code, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { BackendError, toConnectError, unauthenticated } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 
-/** Caller is the user and device a request acts for, as authenticated by the gateway. */
+/**
+ * Caller is the user and device a request acts for, as the gateway authenticated them and
+ * vouched for in the request's internal token (see internal-auth.ts).
+ */
 export interface Caller {
   userId: string;
   deviceId: string;
 }
 
-/** USER_HEADER and DEVICE_HEADER carry the caller between services. */
-export const USER_HEADER = "chat-user-id";
-export const DEVICE_HEADER = "chat-device-id";
-
-const callerKey = createContextKey<Caller | undefined>(undefined, { description: "caller" });
-
-/** callerHeaders returns the request headers that identify a caller to another service. */
-export function callerHeaders(caller: Caller): Record<string, string> {
-  return { [USER_HEADER]: caller.userId, [DEVICE_HEADER]: caller.deviceId };
-}
+/** callerKey holds a request's caller, set only by the internal token's verification. */
+export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "caller" });
 
 /** callerOf returns the caller of a request, failing with Unauthenticated when there is none. */
 export function callerOf(ctx: HandlerContext): Caller {
   const caller = ctx.values.get(callerKey);
-  if (!caller) throw unauthenticated(`missing ${USER_HEADER} header`);
+  if (!caller) throw unauthenticated("this call acts for no user: its internal token names none");
   return caller;
-}
-
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** identityInterceptor reads the caller headers, when present, into the request context. */
-export function identityInterceptor(): Interceptor {
-  return (next) => async (req) => {
-    const userId = req.header.get(USER_HEADER);
-    if (userId !== null) {
-      const deviceId = req.header.get(DEVICE_HEADER) ?? "";
-      if (!ID.test(userId) || (deviceId !== "" && !ID.test(deviceId))) {
-        throw new ConnectError(
-          `malformed ${USER_HEADER} or ${DEVICE_HEADER}`,
-          Code.Unauthenticated,
-        );
-      }
-      req.contextValues.set(callerKey, { userId, deviceId });
-    }
-    return next(req);
-  };
 }
 
 /**
@@ -89,11 +58,19 @@ export function edgeInterceptor(log: Logger, metrics: Metrics): Interceptor {
   };
 }
 
-/** serverInterceptors returns the interceptors every service serves with, outermost first. */
-export function serverInterceptors(log: Logger, metrics: Metrics): Interceptor[] {
+/**
+ * serverInterceptors returns the interceptors every service serves with, outermost first: the
+ * error edge, then the app's own (authentication: nothing unauthenticated is even validated),
+ * then validation of the request against its contract.
+ */
+export function serverInterceptors(
+  log: Logger,
+  metrics: Metrics,
+  app: Interceptor[] = [],
+): Interceptor[] {
   return [
     edgeInterceptor(log, metrics),
+    ...app,
     createValidateInterceptor({ validator: createValidator() }),
-    identityInterceptor(),
   ];
 }

@@ -2,6 +2,14 @@ import { createShared, createStores, type Shared, type Stores } from "./backends
 import { createServiceClients, type ServiceClients } from "./clients.ts";
 import type { CommonConfig } from "./config.ts";
 import { watchConsumers } from "./consumer-health.ts";
+import {
+  type Identity,
+  InternalSigner,
+  type PeerKeys,
+  parsePeerKeys,
+  parseSigningKey,
+  requireInternalAuth,
+} from "./internal-auth.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import type { Bus } from "./ports/bus.ts";
@@ -12,7 +20,10 @@ export interface ProcessContext<C extends CommonConfig> {
   config: C;
   log: Logger;
   metrics: Metrics;
+  /** clients call the region's other services, signing each call as this service. */
   clients: ServiceClients;
+  /** peers are the public keys of the services allowed to call this one (INTERNAL_AUTH_PEERS). */
+  peers: PeerKeys;
   /** stores opens the chat store and inbox store the configuration names. */
   stores(): Promise<Stores>;
   /** shared opens the region's bus, session registry and delivery channel. */
@@ -39,7 +50,9 @@ export async function runService<C extends CommonConfig>(
       instance: config.instanceId,
       level: config.logLevel,
     });
-    const clients = createServiceClients(config.rpcTimeoutMs);
+    const { key, peers } = requireInternalAuth(name, config.internalAuth);
+    const signer = key ? new InternalSigner(parseSigningKey(key, name as Identity)) : undefined;
+    const clients = createServiceClients(config.rpcTimeoutMs, signer);
     closers.push(() => clients.close());
     const once = <T extends { close(): Promise<void> }>(open: () => Promise<T>) => {
       let opened: Promise<T> | undefined;
@@ -62,6 +75,7 @@ export async function runService<C extends CommonConfig>(
       log,
       metrics: createMetrics(name),
       clients,
+      peers: peers ? parsePeerKeys(peers) : new Map(),
       stores: once(() => createStores(config, log)),
       shared,
     });

@@ -72,7 +72,12 @@ export async function serve(opts: ServeOptions): Promise<ServiceServer> {
   };
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, tracked);
   if (opts.upgrade) h1.on("upgrade", opts.upgrade);
-  const h2 = http2.createServer({}, tracked);
+  // One HTTP/2 session carries all of a caller's calls (every user's). Past its memory limit
+  // (Node's default: 10 MB, counting answers queued for a peer that has not taken them yet) it
+  // refuses every new call with ENHANCE_YOUR_CALM: a few large answers in flight (history pages
+  // of big messages) failed everyone else's sends. The callers bound what they ask for (the
+  // gateway's per-connection limits), so the limit here is only a last resort.
+  const h2 = http2.createServer({ maxSessionMemory: 256 }, tracked);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);

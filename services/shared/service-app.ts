@@ -26,6 +26,11 @@ export interface ServiceApp {
   stop(): Promise<void>;
   /** kill ends background work at once, without draining (a crash, as far as a process can). */
   kill?(): Promise<void>;
+  /**
+   * interceptors are the app's own server interceptors, run inside the error edge and before
+   * validation: how it authenticates its callers (internal-auth.ts).
+   */
+  readonly interceptors?: Interceptor[];
   readonly http?: HttpRoute;
   readonly upgrade?: UpgradeHandler;
   /**
@@ -75,7 +80,7 @@ export async function serveApp(
       registerReflection(router, [...app.services, HealthService]);
     },
   };
-  const interceptors = serverInterceptors(app.log, app.metrics);
+  const interceptors = serverInterceptors(app.log, app.metrics, app.interceptors);
   const admin: ServiceServer | undefined = app.admin
     ? await serve({
         port: app.admin.port,

@@ -297,6 +297,33 @@ export function chatStoreContract(
     );
   });
 
+  test(`${name}: heads give each conversation's last seq per region`, async (t) => {
+    const store = await withStore(t);
+    const [busy, quiet] = [uid("g"), uid("g")];
+    for (let i = 0; i < 3; i++) await append(store, busy, { clientMsgId: `h${i}` });
+    const heads = await store.heads([busy, quiet]);
+    t.deepEqual(
+      heads,
+      new Map([
+        [busy, new Map([[store.region, 3n]])],
+        [quiet, new Map()],
+      ]),
+    );
+  });
+
+  test(`${name}: sent records are kept apart from receipts, one per user`, async (t) => {
+    const store = await withStore(t);
+    const conv = uid("g");
+    await store.writeReceipt(conv, "ann", "sent", new Map([[store.region, 2n]]));
+    await store.writeReceipt(conv, "ann", "sent", new Map([[store.region, 5n]]));
+    await store.writeReceipt(conv, "ann", "delivered", new Map([[store.region, 1n]]));
+    const receipts = await store.readReceipts(conv);
+    t.deepEqual(receipts.map((r) => `${r.userId} ${r.kind} ${r.upTo.get(store.region)}`).sort(), [
+      "ann delivered 1",
+      "ann sent 5",
+    ]);
+  });
+
   test(`${name}: push tokens are saved per device, replaced, and deleted`, async (t) => {
     const store = await withStore(t);
     const user = uid("u");

@@ -102,6 +102,50 @@ export function inboxStoreContract(name: string, factory: InboxStoreFactory): vo
     t.deepEqual([stranger.entries, stranger.head.size], [[], 0]);
   });
 
+  test(`${name}: a position beyond the inbox reads nothing, and the head says where it ends`, async (t) => {
+    const store = await withStore(t, { peers: ["eu-west-1"] });
+    const [user, conv] = [uid("u"), uid("c")];
+    for (let i = 1n; i <= 2n; i++)
+      await store.append([{ userId: user, message: message(store.region, conv, i) }]);
+    const beyond = await store.read(
+      user,
+      new Map([
+        [store.region, 999n],
+        ["mars", 5n],
+      ]),
+      100,
+    );
+    t.deepEqual(beyond.entries, []);
+    t.deepEqual(beyond.head, new Map([[store.region, 2n]]), "no region that does not exist");
+    t.false(beyond.more);
+    const at = await store.read(user, new Map([[store.region, 2n]]), 100);
+    t.deepEqual([at.entries, at.head], [[], new Map([[store.region, 2n]])]);
+    const before = await store.read(user, new Map([[store.region, 1n]]), 100);
+    t.deepEqual(
+      before.entries.map((e) => e.seq),
+      [2n],
+    );
+
+    // Another region's inbox, as far as replication has brought it (no head item yet).
+    const remote = (seq: bigint) =>
+      create(InboxEntrySchema, {
+        region: "eu-west-1",
+        seq,
+        message: message("eu-west-1", conv, seq),
+      });
+    for (const seq of [1n, 2n, 4n]) await store.replicate(user, remote(seq));
+    const mine = [store.region, 2n] as const;
+    const ahead = await store.read(user, new Map([mine, ["eu-west-1", 7n]]), 100);
+    t.deepEqual(ahead.entries, []);
+    t.is(ahead.head.get("eu-west-1"), 4n, "the last entry known here");
+    const inTheHole = await store.read(user, new Map([mine, ["eu-west-1", 3n]]), 100);
+    t.deepEqual(
+      inTheHole.entries.map((e) => `${e.region}:${e.seq}`),
+      ["eu-west-1:4"],
+      "entry 4 proves that 3 exists",
+    );
+  });
+
   test(`${name}: concurrent appends for one user keep the inbox dense`, async (t) => {
     const store = await withStore(t);
     const user = uid("u");

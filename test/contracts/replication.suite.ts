@@ -118,6 +118,11 @@ export function replicationContract(name: string, factory: TwoRegionsFactory): v
       ]);
       const inbox = await r.inbox.read("ann", new Map(), 100);
       t.is(inbox.entries.length, 16, `${r.region} reads ann's inbox of both regions`);
+      t.deepEqual(
+        Object.fromEntries((await r.chat.heads([conv])).get(conv) ?? []),
+        { [two.a.region]: 8n, [two.b.region]: 8n },
+        `${r.region} knows both regions' heads`,
+      );
     }
     const order = async (r: RegionStores) =>
       (await r.chat.history(conv, undefined, 100)).map((m) => `${m.originRegion}:${m.seq}`);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
 import { freePort } from "../../dev/backends/processes.ts";
+import { generateKeySet } from "../../services/shared/internal-auth.ts";
 import { ROOT, run } from "../support/tools.ts";
 import { SERVICES } from "./support.ts";
 
@@ -51,10 +52,16 @@ test("each service starts from exactly what its image contains", async (t) => {
   });
 
   // Persistence runs on its own with the embedded store: it must serve.
+  const keys = generateKeySet();
   const port = await freePort();
   const persistence = spawn(process.execPath, ["services/persistence/main.ts"], {
     cwd: image,
-    env: { PATH: process.env.PATH, PORT: String(port), NODE_ENV: "production" },
+    env: {
+      PATH: process.env.PATH,
+      PORT: String(port),
+      NODE_ENV: "production",
+      INTERNAL_AUTH_PEERS: keys.peers,
+    },
     stdio: "pipe",
   });
   t.teardown(() => persistence.kill("SIGKILL"));
@@ -76,7 +83,11 @@ test("each service starts from exactly what its image contains", async (t) => {
   for (const s of SERVICES.filter((x) => x !== "persistence")) {
     const r = await run(process.execPath, [`services/${s}/main.ts`], {
       cwd: image,
-      env: { AUTH_JWKS_URL: "https://idp.example/jwks" },
+      env: {
+        AUTH_JWKS_URL: "https://idp.example/jwks",
+        INTERNAL_AUTH_KEY: keys.privateKeys[s as "gateway" | "messaging" | "notification"],
+        INTERNAL_AUTH_PEERS: keys.peers,
+      },
       timeoutMs: 30_000,
     });
     t.is(r.code, 1, s);

@@ -1,6 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import {
   loadGatewayConfig,
@@ -9,6 +11,7 @@ import {
   loadPersistenceConfig,
   VARIABLES,
 } from "../../services/shared/config.ts";
+import { NEEDS } from "../../services/shared/internal-auth.ts";
 import { exportMatches } from "../support/cloudformation.ts";
 import { ROOT } from "../support/tools.ts";
 import { COPILOT, ENVIRONMENTS, envAddonExports, readYaml, SERVICES } from "./support.ts";
@@ -168,6 +171,36 @@ test("every variable and secret a manifest sets is one the service reads", (t) =
   }
 });
 
+test("every service gets the internal keys it needs, each its own, and the names npm run internal-keys makes", (t) => {
+  const made = new Set(
+    Object.keys(
+      parseYaml(
+        execFileSync("node", ["scripts/internal-keys.ts", "us-east-1"], {
+          cwd: ROOT,
+          encoding: "utf8",
+        }),
+      ) as Record<string, unknown>,
+    ),
+  );
+  const keyOwners = new Map<string, string>();
+  for (const s of SERVICES) {
+    const secrets = manifest(s).secrets ?? {};
+    const needs = NEEDS[s] ?? { key: false, peers: false };
+    t.is("INTERNAL_AUTH_KEY" in secrets, needs.key, `${s}: INTERNAL_AUTH_KEY`);
+    t.is("INTERNAL_AUTH_PEERS" in secrets, needs.peers, `${s}: INTERNAL_AUTH_PEERS`);
+    for (const name of ["INTERNAL_AUTH_KEY", "INTERNAL_AUTH_PEERS"] as const) {
+      const value = secrets[name];
+      if (typeof value !== "string") continue;
+      const secret = value.split("/").at(-1) ?? "";
+      t.true(made.has(secret), `${s}: npm run internal-keys makes no ${secret}`);
+      if (name === "INTERNAL_AUTH_KEY") {
+        t.is(keyOwners.get(secret), undefined, `${s} shares ${secret}`);
+        keyOwners.set(secret, s);
+      }
+    }
+  }
+});
+
 /** The manifest/template placeholder `${name}`. */
 const placeholder = (name: string): string => `\${${name}}`;
 
@@ -197,9 +230,11 @@ test("manifests reference only exports the environment addons produce, and only 
       );
     for (const [name, value] of Object.entries(m.secrets ?? {})) {
       if (typeof value === "string") {
+        // `copilot secret init --name X` stores X here; a per-service secret adds the service.
+        const secret = name === "INTERNAL_AUTH_KEY" ? `${name}_${s.toUpperCase()}` : name;
         t.is(
           value,
-          `/copilot/\${COPILOT_APPLICATION_NAME}/\${COPILOT_ENVIRONMENT_NAME}/secrets/${name}`,
+          `/copilot/\${COPILOT_APPLICATION_NAME}/\${COPILOT_ENVIRONMENT_NAME}/secrets/${secret}`,
         );
       }
     }

@@ -120,6 +120,7 @@ async function regionWithJwks(
       issuer: issuer.issuer,
       token: (userId, ttl) => issuer.token(userId, ttl),
       operatorToken: (userId) => issuer.operatorToken(userId),
+      trustInternal: (region, operator) => issuer.trustInternal(region, operator),
       close: async () => undefined,
     },
   });

@@ -69,12 +69,14 @@ test("buf curl lists, calls and health-checks every service through reflection",
     );
     t.deepEqual(named, { status: "SERVING" });
   }
+  // Services behind the gateway want an internal token: here the gateway's, acting for alice.
+  const asAlice = `Authorization: Bearer ${await region.internalToken("messaging", "alice", "gateway")}`;
   const created = JSON.parse(
     await bufCurl(
       "--protocol",
       "grpc",
       "-H",
-      "chat-user-id: alice",
+      asAlice,
       "-d",
       JSON.stringify({
         conversation: { kind: "CONVERSATION_KIND_DIRECT", memberIds: ["bob"], clientMsgId: "x" },
@@ -85,11 +87,26 @@ test("buf curl lists, calls and health-checks every service through reflection",
   t.deepEqual(
     created.conversation.memberIds,
     ["alice", "bob"],
-    "one call, with the caller in a header",
+    "one call, acting for the user the token names",
   );
+  // As the README probes: an operator's read-only token from the dev issuer.
+  const res = await fetch(`${region.issuer.url}/internal-token?to=messaging&user=alice`);
+  const { token } = (await res.json()) as { token: string };
+  const listed = JSON.parse(
+    await bufCurl(
+      "-H",
+      `Authorization: Bearer ${token}`,
+      "-d",
+      "{}",
+      `${region.urls.messaging}/chat.v1.MessagingService/ListConversations`,
+    ),
+  );
+  t.is(listed.page.conversations.length, 1, "alice's conversation, read with an operator token");
   const refused = await bufCurl(
     "--protocol",
     "grpc",
+    "-H",
+    asAlice,
     "-d",
     JSON.stringify({ draft: { conversationId: "x", clientMsgId: "", text: "" } }),
     `${region.urls.messaging}/chat.v1.MessagingService/SendMessage`,
@@ -153,9 +170,9 @@ test("a plain @grpc/grpc-js client interoperates with the services", async (t) =
   );
   t.is(health.status, 1);
 
+  // A service's credential, as metadata: the gateway's token acting for alice's device.
   const md = new grpc.Metadata();
-  md.set("chat-user-id", "alice");
-  md.set("chat-device-id", "grpcjs");
+  md.set("authorization", `Bearer ${await region.internalToken("messaging", "alice", "gateway")}`);
   const conv = await unary(
     client,
     "/chat.v1.MessagingService/CreateConversation",
@@ -187,7 +204,6 @@ test("a plain @grpc/grpc-js client interoperates with the services", async (t) =
     md,
   );
   t.is(sent.message?.seq, 2n);
-  t.is(sent.message?.senderDeviceId, "grpcjs");
 
   const err = await unary(
     client,
@@ -201,6 +217,6 @@ test("a plain @grpc/grpc-js client interoperates with the services", async (t) =
   t.is(
     (err as grpc.ServiceError).code,
     grpc.status.UNAUTHENTICATED,
-    "a call without a caller is refused",
+    "a call without a token is refused",
   );
 });

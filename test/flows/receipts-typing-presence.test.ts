@@ -59,18 +59,21 @@ test("typing indicators reach the other members; non-members cannot send them", 
   t.true(err instanceof Error && /not a member/.test(err.message), "non-members cannot type");
 });
 
-test("presence: watchers see users they share a conversation with come and go", async (t) => {
+test("presence: watchers see users they have written with come and go", async (t) => {
   const region = await withRegion(t);
   const alice = await connect(t, region, "alice");
   const bobFirst = await connect(t, region, "bob", "phone");
-  await alice.createDirect("bob");
+  const dm = await alice.createDirect("bob");
+  // Presence is shared between users who have both written in a conversation they share.
+  await alice.send(dm.id, "hi bob");
+  await bobFirst.send(dm.id, "hi alice");
   await bobFirst.close();
 
   const snapshot = await alice.watchPresence(["bob", "stranger"]);
   t.deepEqual(
     snapshot.map((p) => [p.userId, p.online]),
     [["bob", false]],
-    "strangers (no shared conversation) are left out",
+    "strangers (no conversation both wrote in) are left out",
   );
   const online = alice.once("presence", (p) => p.userId === "bob" && p.online);
   const bob = await connect(t, region, "bob", "laptop");

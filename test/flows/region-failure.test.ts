@@ -150,8 +150,11 @@ test("a region whose bus stops turns unhealthy and sends its clients to another 
 test("the users of a dead region stop showing as online", async (t) => {
   const regions = await withRegions(t);
   const alice = await connectIn(t, regions, EAST, "alice");
-  await connectIn(t, regions, WEST, "bob");
-  await alice.createDirect("bob");
+  const bob = await connectIn(t, regions, WEST, "bob");
+  const dm = await alice.createDirect("bob");
+  // Presence is shared between users who have both written in a conversation they share.
+  await alice.send(dm.id, "hi bob");
+  await bob.send(dm.id, "hi alice");
   await regions.converged();
   const [first] = await alice.watchPresence(["bob"]);
   t.true(first?.online);

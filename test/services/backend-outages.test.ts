@@ -9,7 +9,7 @@ import { openRegistry, openStores } from "../../services/shared/backends.ts";
 import { createServiceClients, type ServiceClients } from "../../services/shared/clients.ts";
 import { loadPersistenceConfig } from "../../services/shared/config.ts";
 import { isRetryableCode } from "../../services/shared/errors.ts";
-import { callerHeaders } from "../../services/shared/interceptors.ts";
+import { actingFor, signerOf } from "../../services/shared/internal-auth.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { type FaultBackends, startFaultBackends } from "../support/fault-backends.ts";
 import { missingRealBackend } from "../support/real-backends.ts";
@@ -30,13 +30,14 @@ registerCompletionHandler(() => process.exit());
 interface Setup {
   backends: FaultBackends;
   region: LocalRegion;
-  clients: ServiceClients;
+  /** clients call as the gateway (messaging) and as messaging (persistence) would. */
+  clients: { gateway: ServiceClients; messaging: ServiceClients };
   /** close closes the stores, bus and registry, which the region does not own. */
   close(): Promise<void>;
 }
 let setup: Setup | undefined;
 
-const as = (userId: string) => ({ headers: callerHeaders({ userId, deviceId: "phone" }) });
+const as = (userId: string) => actingFor({ userId, deviceId: "phone" });
 
 /** failure returns the error a call failed with, or fails the test if it succeeded. */
 async function failure(p: Promise<unknown>): Promise<ConnectError> {
@@ -99,7 +100,10 @@ if (missing) {
     setup = {
       backends,
       region,
-      clients: createServiceClients(30_000),
+      clients: {
+        gateway: createServiceClients(30_000, signerOf(region.internalKeys, "gateway")),
+        messaging: createServiceClients(30_000, signerOf(region.internalKeys, "messaging")),
+      },
       close: async () => {
         await shared.close();
         await stores.close();
@@ -109,7 +113,8 @@ if (missing) {
   test.after.always(async () => {
     if (!setup) return;
     const { clients, region, backends, close } = setup;
-    clients.close();
+    clients.gateway.close();
+    clients.messaging.close();
     // Every backend up again, so that the region's consumers can leave their groups; bounded,
     // so that a backend that does not come back cannot hold the run.
     await Promise.race([
@@ -134,8 +139,8 @@ if (missing) {
     const s = setup as Setup;
     return {
       ...s,
-      messaging: s.clients.client(MessagingService, s.region.urls.messaging),
-      persistence: s.clients.client(PersistenceService, s.region.urls.persistence),
+      messaging: s.clients.gateway.client(MessagingService, s.region.urls.messaging),
+      persistence: s.clients.messaging.client(PersistenceService, s.region.urls.persistence),
     };
   };
 
@@ -214,7 +219,14 @@ if (missing) {
     async (t) => {
       t.timeout(120_000);
       const { backends, messaging } = services();
-      await conversation("carol");
+      const id = await conversation("carol");
+      // Presence is shared between users who have both written in a conversation they share.
+      for (const user of ["alice", "carol"]) {
+        await messaging.sendMessage(
+          { draft: { conversationId: id, clientMsgId: `hi-${user}`, text: "hi" } },
+          as(user),
+        );
+      }
       const request = { userIds: ["carol"] };
       const before = await messaging.getPresence(request, as("alice"));
       t.deepEqual(

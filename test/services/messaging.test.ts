@@ -20,24 +20,26 @@ import { MemoryDeliveryChannel } from "../../services/shared/adapters/memory/mem
 import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
 import { MemorySessionRegistry } from "../../services/shared/adapters/memory/memory-session-registry.ts";
 import { Fanout } from "../../services/shared/fanout.ts";
-import { callerHeaders } from "../../services/shared/interceptors.ts";
+import { actingFor } from "../../services/shared/internal-auth.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
-import { inMemoryClient, MESSAGING_TEST_CONFIG } from "../support/in-memory.ts";
+import { inMemoryClient, MESSAGING_TEST_CONFIG, TEST_PEERS } from "../support/in-memory.ts";
 
 function setup() {
   const metrics = createMetrics("test", { processMetrics: false });
   const persistenceApp = buildPersistence({
+    peers: TEST_PEERS,
     store: new MemoryChatStore("us-east-1"),
     inbox: new MemoryInboxStore("us-east-1"),
     log: silentLogger,
     metrics,
   });
-  const persistence = inMemoryClient(persistenceApp, PersistenceService);
+  const persistence = inMemoryClient(persistenceApp, PersistenceService, "messaging");
   const bus = new MemoryBus();
   const registry = new MemorySessionRegistry();
   const channel = new MemoryDeliveryChannel();
   const app = buildMessaging({
+    peers: TEST_PEERS,
     config: MESSAGING_TEST_CONFIG,
     persistence,
     bus,
@@ -46,8 +48,8 @@ function setup() {
     log: silentLogger,
     metrics,
   });
-  const messaging = inMemoryClient(app, MessagingService);
-  const as = (userId: string) => ({ headers: callerHeaders({ userId, deviceId: "d1" }) });
+  const messaging = inMemoryClient(app, MessagingService, "gateway");
+  const as = (userId: string) => actingFor({ userId, deviceId: "d1" });
   return { messaging, persistence, bus, registry, channel, as };
 }
 
@@ -60,11 +62,11 @@ async function rejects(p: Promise<unknown>): Promise<ConnectError> {
   );
 }
 
-test("commands act for the caller in the headers; without one they are refused", async (t) => {
+test("commands act for the user the gateway's token names; a token naming none is refused", async (t) => {
   const { messaging } = setup();
   const err = await rejects(messaging.listConversations({}));
   t.is(err.code, Code.Unauthenticated);
-  t.regex(err.rawMessage, /chat-user-id/);
+  t.regex(err.rawMessage, /acts for no user/);
 });
 
 test("conversation rules: no self in member lists, direct takes one other, groups have a size limit", async (t) => {

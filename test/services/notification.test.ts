@@ -12,7 +12,10 @@ import type {
 } from "../../services/notification/push/push-provider.ts";
 import { type AppendedEvent, PushScheduler } from "../../services/notification/push-scheduler.ts";
 import { Replayer } from "../../services/notification/replayer.ts";
-import { build as buildPersistence } from "../../services/persistence/server.ts";
+import {
+  build as buildPersistence,
+  PERSISTENCE_CALLERS,
+} from "../../services/persistence/server.ts";
 import { MemoryChatStore } from "../../services/shared/adapters/memory/memory-chat-store.ts";
 import { MemoryDeliveryChannel } from "../../services/shared/adapters/memory/memory-delivery-channel.ts";
 import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
@@ -21,16 +24,34 @@ import { Fanout } from "../../services/shared/fanout.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
 import { RetryLater } from "../../services/shared/ports/bus.ts";
-import { inMemoryClient } from "../support/in-memory.ts";
+import type { ServiceApp } from "../../services/shared/service-app.ts";
+import { inMemoryClient, TEST_PEERS } from "../support/in-memory.ts";
 
 function persistence() {
   const app = buildPersistence({
+    peers: TEST_PEERS,
     store: new MemoryChatStore("us-east-1"),
     inbox: new MemoryInboxStore("us-east-1"),
     log: silentLogger,
     metrics: createMetrics("p", { processMetrics: false }),
   });
-  return inMemoryClient(app, PersistenceService);
+  return asNotification(app);
+}
+
+/**
+ * asNotification is a persistence client that calls as notification does, except for what
+ * only messaging may do (appending messages and inbox entries), which tests use to set up.
+ */
+function asNotification(app: ServiceApp) {
+  const notification = inMemoryClient(app, PersistenceService, "notification");
+  const messaging = inMemoryClient(app, PersistenceService, "messaging");
+  const allowed = PERSISTENCE_CALLERS.notification ?? (() => false);
+  return new Proxy(notification, {
+    get: (target, name: string) => {
+      const method = name.charAt(0).toUpperCase() + name.slice(1);
+      return (allowed(method) ? target : messaging)[name as keyof typeof target];
+    },
+  });
 }
 
 /** RecordingPush is a PushProvider that remembers what it was asked to send. */
@@ -198,12 +219,13 @@ test("a dead token is forgotten", async (t) => {
 test("a replay skips what expired before the device got it, and says so", async (t) => {
   let now = 1_000_000;
   const app = buildPersistence({
+    peers: TEST_PEERS,
     store: new MemoryChatStore("us-east-1"),
     inbox: new MemoryInboxStore("us-east-1", { retentionMs: 60_000, now: () => now }),
     log: silentLogger,
     metrics: createMetrics("p", { processMetrics: false }),
   });
-  const p = inMemoryClient(app, PersistenceService);
+  const p = asNotification(app);
   await inboxFor(p, "bob", ["old1", "old2"]);
   now += 120_000;
   await inboxFor(p, "bob", ["new"]);

@@ -12,12 +12,12 @@ import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-i
 import { MemorySessionRegistry } from "../../services/shared/adapters/memory/memory-session-registry.ts";
 import { createServiceClients } from "../../services/shared/clients.ts";
 import { isRetryableCode } from "../../services/shared/errors.ts";
-import { callerHeaders } from "../../services/shared/interceptors.ts";
+import { actingFor } from "../../services/shared/internal-auth.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
 import type { StoredConversation } from "../../services/shared/ports/chat-store.ts";
 import { serveApp } from "../../services/shared/service-app.ts";
-import { MESSAGING_TEST_CONFIG } from "../support/in-memory.ts";
+import { MESSAGING_TEST_CONFIG, TEST_PEERS, testSigner } from "../support/in-memory.ts";
 
 // What a service answers when a peer it calls fails: messaging in front of persistence, both
 // on real HTTP/2 ports. A peer that is down, goes away mid-call or is too slow is retryable;
@@ -42,6 +42,7 @@ async function pair(t: { teardown: (f: () => Promise<void> | void) => void }, ti
   const store = new FlakyStore("us-east-1");
   const persistence = await serveApp(
     buildPersistence({
+      peers: TEST_PEERS,
       store,
       inbox: new MemoryInboxStore("us-east-1"),
       log: silentLogger,
@@ -49,9 +50,10 @@ async function pair(t: { teardown: (f: () => Promise<void> | void) => void }, ti
     }),
     { port: 0, host: "127.0.0.1" },
   );
-  const inner = createServiceClients(timeoutMs);
+  const inner = createServiceClients(timeoutMs, testSigner("messaging"));
   const messaging = await serveApp(
     buildMessaging({
+      peers: TEST_PEERS,
       config: MESSAGING_TEST_CONFIG,
       persistence: inner.client(PersistenceService, persistence.url),
       bus: new MemoryBus(),
@@ -62,7 +64,7 @@ async function pair(t: { teardown: (f: () => Promise<void> | void) => void }, ti
     }),
     { port: 0, host: "127.0.0.1" },
   );
-  const outer = createServiceClients(10_000);
+  const outer = createServiceClients(10_000, testSigner("gateway"));
   t.teardown(async () => {
     outer.close();
     inner.close();
@@ -70,7 +72,7 @@ async function pair(t: { teardown: (f: () => Promise<void> | void) => void }, ti
     await persistence.kill();
   });
   const client = outer.client(MessagingService, messaging.url);
-  const as = { headers: callerHeaders({ userId: "alice", deviceId: "phone" }) };
+  const as = actingFor({ userId: "alice", deviceId: "phone" });
   const created = await client.createConversation(
     { conversation: { kind: ConversationKind.DIRECT, memberIds: ["bob"], clientMsgId: "dm" } },
     as,

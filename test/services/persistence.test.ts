@@ -10,17 +10,18 @@ import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-i
 import { createHybridClock, hlcFromMillis } from "../../services/shared/hlc.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
-import { inMemoryClient } from "../support/in-memory.ts";
+import { inMemoryClient, TEST_PEERS } from "../support/in-memory.ts";
 
 function persistence(wallMs = () => Date.now(), store = new MemoryChatStore("us-east-1")) {
   const app = build({
+    peers: TEST_PEERS,
     store,
     inbox: new MemoryInboxStore(store.region),
     clock: createHybridClock(wallMs),
     log: silentLogger,
     metrics: createMetrics("persistence", { processMetrics: false }),
   });
-  return inMemoryClient(app, PersistenceService);
+  return inMemoryClient(app, PersistenceService, "messaging");
 }
 
 const text = (conversationId: string, clientMsgId: string, value = clientMsgId, seenHlc = 0n) => ({

@@ -1,15 +1,38 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
 import { serverInterceptors } from "../../services/shared/interceptors.ts";
+import {
+  generateKeySet,
+  type Identity,
+  InternalSigner,
+  parsePeerKeys,
+  parseSigningKey,
+  signingInterceptor,
+} from "../../services/shared/internal-auth.ts";
 import type { ServiceApp } from "../../services/shared/service-app.ts";
+
+/** TEST_KEYS are the internal keys of services built by tests; TEST_PEERS trusts them all. */
+export const TEST_KEYS = generateKeySet("test");
+export const TEST_PEERS = parsePeerKeys(TEST_KEYS.peers);
+
+/** testSigner signs internal tokens as `identity`, with the test keys. */
+export function testSigner(identity: Identity): InternalSigner {
+  return new InternalSigner(parseSigningKey(TEST_KEYS.privateKeys[identity], identity));
+}
 
 /**
  * inMemoryClient calls an app's routes through Connect's in-memory transport, with the same
- * interceptors (validation, identity, error edge) as a real server.
+ * interceptors (error edge, authentication, validation) as a real server, signing each call as
+ * `caller` would (`null`: no token at all).
  */
-export function inMemoryClient<S extends DescService>(app: ServiceApp, service: S): Client<S> {
+export function inMemoryClient<S extends DescService>(
+  app: ServiceApp,
+  service: S,
+  caller: Identity | null,
+): Client<S> {
   const transport = createRouterTransport((router) => app.routes(router), {
-    router: { interceptors: serverInterceptors(app.log, app.metrics) },
+    router: { interceptors: serverInterceptors(app.log, app.metrics, app.interceptors) },
+    transport: { interceptors: caller ? [signingInterceptor(testSigner(caller))] : [] },
   });
   return createClient(service, transport);
 }

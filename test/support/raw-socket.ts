@@ -7,6 +7,7 @@ import {
   toJsonString,
 } from "@bufbuild/protobuf";
 import type { ExecutionContext } from "ava";
+import { WebSocket as NodeWebSocket } from "ws";
 import {
   ClientFrameSchema,
   type ServerFrame,
@@ -26,6 +27,8 @@ export class RawSocket {
   readonly json: boolean;
   closed: { code: number; reason: string } | undefined;
   readonly #waiters: Array<() => void> = [];
+  /** node is the socket of openStoppable (the ws package's, which can stop reading). */
+  #node: NodeWebSocket | undefined;
 
   private constructor(ws: WebSocket, json: boolean) {
     this.ws = ws;
@@ -60,6 +63,42 @@ export class RawSocket {
     (raw as { json: boolean }).json = ws.protocol === "connectchat.v1.json";
     t.teardown(() => ws.close());
     return raw;
+  }
+
+  /**
+   * openStoppable is open with a socket that can stop reading (stopReading): the platform's
+   * WebSocket cannot, the ws package's can, and it speaks the same event API.
+   */
+  static async openStoppable(
+    t: ExecutionContext,
+    region: Pick<LocalRegion, "wsUrl">,
+    protocols: string[] = ["connectchat.v1.proto"],
+  ): Promise<RawSocket> {
+    const node = new NodeWebSocket(region.wsUrl, protocols);
+    const raw = new RawSocket(node as unknown as WebSocket, false);
+    raw.#node = node;
+    await new Promise<void>((resolve, reject) => {
+      node.once("open", () => resolve());
+      node.once("error", () => reject(new Error("websocket failed to open")));
+    });
+    (raw as { json: boolean }).json = node.protocol === "connectchat.v1.json";
+    t.teardown(() => node.terminate());
+    return raw;
+  }
+
+  /**
+   * stopReading stops reading the socket (openStoppable only): what the server writes piles up
+   * in the kernel's buffers, then in the server's, as with a client that stopped reading.
+   * Frames can still be sent.
+   */
+  stopReading(): void {
+    if (!this.#node) throw new Error("stopReading needs a socket from openStoppable");
+    this.#node.pause();
+  }
+
+  /** resumeReading reads again what the server wrote (and its close frame, if it closed). */
+  resumeReading(): void {
+    this.#node?.resume();
   }
 
   /** hello authenticates as `userId` and waits for the welcome. */

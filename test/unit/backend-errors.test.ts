@@ -26,7 +26,7 @@ import { MemoryChatStore } from "../../services/shared/adapters/memory/memory-ch
 import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
 import { ChatError, isRetryableCode, toConnectError } from "../../services/shared/errors.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
-import { inMemoryClient } from "../support/in-memory.ts";
+import { inMemoryClient, TEST_PEERS } from "../support/in-memory.ts";
 
 // kafkajs spreads its error classes into its exports, which ESM cannot import by name.
 const {
@@ -465,12 +465,13 @@ test("the edge logs an unknown failure as an error with its cause, a backend out
     }
   }
   const app = build({
+    peers: TEST_PEERS,
     store: new Failing("us-east-1"),
     inbox: new MemoryInboxStore("us-east-1"),
     log,
     metrics: createMetrics("p", { processMetrics: false }),
   });
-  const client = inMemoryClient(app, PersistenceService);
+  const client = inMemoryClient(app, PersistenceService, "messaging");
   fail = () => new TypeError("boom");
   const bug = await client.readConversation({ conversationId: "c" }).catch((e) => e);
   t.is((bug as ConnectError).code, Code.Internal);

@@ -301,7 +301,10 @@ export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
   messageDesc(file_chat_v1_client, 5);
 
 /**
- * ConversationPosition is how far a conversation has been received, per origin region.
+ * ConversationPosition is how far a conversation has been received, per origin region. A seq
+ * beyond the conversation's last message from this region is refused (INVALID_ARGUMENT); one
+ * beyond what this region has received of another region's messages is refused retryably
+ * (UNAVAILABLE) once replication has not brought them within REPLICATION_WAIT_MS.
  *
  * @generated from message chat.v1.ConversationPosition
  */
@@ -325,7 +328,8 @@ export const ConversationPositionSchema: GenMessage<ConversationPosition> = /*@_
   messageDesc(file_chat_v1_client, 6);
 
 /**
- * MarkRead says the user has read a conversation up to a position.
+ * MarkRead says the user has read a conversation up to a position (checked like a
+ * ConversationPosition).
  *
  * @generated from message chat.v1.MarkRead
  */
@@ -373,7 +377,9 @@ export const SetTypingSchema: GenMessage<SetTyping> = /*@__PURE__*/
   messageDesc(file_chat_v1_client, 8);
 
 /**
- * WatchPresence follows the presence of users the caller shares a conversation with.
+ * WatchPresence follows the presence of users who share a conversation with the caller in
+ * which both have sent a message (and the caller's own); others are left out of the snapshot
+ * and never followed.
  *
  * @generated from message chat.v1.WatchPresence
  */
@@ -748,7 +754,9 @@ export const PresenceSnapshotSchema: GenMessage<PresenceSnapshot> = /*@__PURE__*
 
 /**
  * SyncState tells the client the inbox head when a replay was read: entries up to it have
- * been sent; anything beyond arrives live.
+ * been sent; anything beyond arrives live. The head is where the inbox really ends: where the
+ * vector presented was beyond it in a region (or named a region where the user has no inbox),
+ * nothing of that region was replayed and the head there is lower (or left out).
  *
  * @generated from message chat.v1.SyncState
  */

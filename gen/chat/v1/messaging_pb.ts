@@ -673,9 +673,9 @@ export const BatchMarkDeliveredResponseSchema: GenMessage<BatchMarkDeliveredResp
  * MessagingService accepts every command a user issues: it validates and authorizes, persists
  * through PersistenceService, and publishes to the bus.
  *
- * The acting user and device ride in the request headers `chat-user-id` and `chat-device-id`,
- * set by the gateway after it verified the user's token. Services trust them because only
- * the gateway is reachable from outside the region's network.
+ * The acting user and device are named by the caller's internal token (`authorization: Bearer`,
+ * signed with the gateway's key after it verified the user's own token; docs/security.md).
+ * No header names a user.
  *
  * @generated from service chat.v1.MessagingService
  */
@@ -807,7 +807,7 @@ export const MessagingService: GenService<{
   /**
    * BatchSendMessages is SendMessage for many callers at once: a gateway coalesces the sends
    * of its connections into one call, so the cost of a call is shared by every send in it.
-   * Each item names its own actor (the gateway vouches for it, as for the headers) and gets
+   * Each item names its own actor (only the gateway may call it, vouching for each) and gets
    * its own outcome, in request order. Items of one conversation are appended in request
    * order.
    *

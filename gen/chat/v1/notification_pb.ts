@@ -55,7 +55,7 @@ export const RegisterPushTokenResponseSchema: GenMessage<RegisterPushTokenRespon
   messageDesc(file_chat_v1_notification, 1);
 
 /**
- * UnregisterPushTokenRequest is empty: the device comes from the headers.
+ * UnregisterPushTokenRequest is empty: the device comes from the internal token.
  *
  * @generated from message chat.v1.UnregisterPushTokenRequest
  */
@@ -150,8 +150,8 @@ export const ReplayResponseSchema: GenMessage<ReplayResponse> = /*@__PURE__*/
  */
 export const NotificationService: GenService<{
   /**
-   * RegisterPushToken stores a device's push token for the user in `chat-user-id` and the
-   * device in `chat-device-id`.
+   * RegisterPushToken stores a device's push token for the user and device the caller's
+   * internal token names (see MessagingService).
    *
    * @generated from rpc chat.v1.NotificationService.RegisterPushToken
    */
@@ -161,7 +161,7 @@ export const NotificationService: GenService<{
     output: typeof RegisterPushTokenResponseSchema;
   },
   /**
-   * UnregisterPushToken forgets the push token of the device in `chat-device-id`.
+   * UnregisterPushToken forgets the push token of the device the internal token names.
    *
    * @generated from rpc chat.v1.NotificationService.UnregisterPushToken
    */

@@ -43,6 +43,14 @@ export interface ChatStore {
   head(conversationId: string): Promise<LogHead>;
 
   /**
+   * heads returns, per conversation, every region's latest seq (its log head) as far as
+   * replication has brought the head items here: this region's exactly, another region's
+   * possibly behind (or, as items replicate in any order, behind the messages already here).
+   * Regions without messages are left out; every conversation asked for is in the map.
+   */
+  heads(conversationIds: string[]): Promise<Map<string, Vector>>;
+
+  /**
    * findSend returns the message stored for a sender's client_msg_id by this region or by any
    * region whose items replication has delivered here (the lowest in display order when a retry
    * made copies in several regions), if its dedup item has not expired.
@@ -114,7 +122,8 @@ export interface ChatStore {
 
   /**
    * writeReceipt raises this region's receipt item of (conversation, user, kind) entry-wise to
-   * `upTo` and returns the receipt merged across regions, and whether anything advanced.
+   * `upTo` and returns the receipt merged across regions, and whether anything advanced. Kind
+   * `sent` records that the user sent a message in the conversation (see ReceiptKindName).
    */
   writeReceipt(
     conversationId: string,
@@ -123,7 +132,7 @@ export interface ChatStore {
     upTo: Vector,
   ): Promise<{ merged: Vector; advanced: boolean }>;
 
-  /** readReceipts returns every receipt of a conversation, merged across regions. */
+  /** readReceipts returns every receipt of a conversation (of every kind), merged across regions. */
   readReceipts(conversationId: string): Promise<StoredReceipt[]>;
 
   /**
@@ -135,7 +144,10 @@ export interface ChatStore {
   /** deletePushToken forgets a device's push token. */
   deletePushToken(userId: string, deviceId: string, atMs: number): Promise<void>;
 
-  /** listPushTokens returns the user's live push tokens, merged across regions. */
+  /**
+   * listPushTokens returns the user's live push tokens, merged across regions, each with the
+   * time it was registered (`updatedAtMs`).
+   */
   listPushTokens(userId: string): Promise<StoredPushToken[]>;
 
   /**
@@ -201,8 +213,13 @@ export interface AppendCommand {
   appendedAtMs: number;
 }
 
-/** ReceiptKindName names the two receipts a member has per conversation. */
-export type ReceiptKindName = "delivered" | "read";
+/**
+ * ReceiptKindName names the positions a member has per conversation: the two receipts other
+ * members see (delivered, read) and `sent`, a position of a message the user sent there (not
+ * necessarily the last), which only says that they have taken part in the conversation.
+ * Persistence never shows `sent` as a receipt; it decides who may see whose presence.
+ */
+export type ReceiptKindName = "delivered" | "read" | "sent";
 
 /** StoredReceipt is one member's receipt of a conversation. */
 export interface StoredReceipt {

@@ -28,6 +28,11 @@ export interface InboxStore {
    * (replication can make later entries visible before earlier ones; read never returns an
    * entry past a gap). Entries past their retention are never returned; when some after
    * `after` expired, `expired` gives, per region, the last expired seq the read skipped.
+   *
+   * `head` never claims more than exists: where `after` is beyond everything this store knows
+   * of a region's inbox (a client's mistake, or another region's entries not replicated here
+   * yet), nothing of that region is returned and `head` gives the real end (less than `after`;
+   * left out when the user has no entry there, as for a region that does not exist).
    */
   read(
     userId: string,

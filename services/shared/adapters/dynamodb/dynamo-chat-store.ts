@@ -202,6 +202,21 @@ export class DynamoChatStore implements ChatStore {
     return item ? { seq: big(item, "seq"), hlc: big(item, "hlc") } : { seq: 0n, hlc: 0n };
   }
 
+  async heads(conversationIds: string[]): Promise<Map<string, Vector>> {
+    const out = new Map<string, Vector>(conversationIds.map((id) => [id, new Map()]));
+    // One BatchGetItem per 100 head items: every configured region's head of each conversation.
+    const items = await this.#batchGet(
+      [...new Set(conversationIds)].flatMap((id) =>
+        this.#regions.map((r): [string, string] => [keys.conversation(id), keys.head(r)]),
+      ),
+    );
+    for (const item of items) {
+      const region = str(item, "sk").slice("head#".length);
+      out.get(str(item, "pk").slice(2))?.set(region, big(item, "seq"));
+    }
+    return out;
+  }
+
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
     let best: Message | undefined;
     for (const m of await this.#copies(conversationId, [{ senderId, clientMsgId }])) {

@@ -173,6 +173,30 @@ export class DynamoInboxStore implements InboxStore {
     return res.Item ? big(res.Item, "seq") : 0n;
   }
 
+  /**
+   * lastKnown is the highest inbox seq known to exist in a partition: its head item, or a
+   * replicated entry beyond it (items replicate in any order). Expired entries are gone, but
+   * the head item still counts them.
+   */
+  async #lastKnown(pk: string, region: string): Promise<bigint> {
+    const [head, last] = await Promise.all([
+      this.#head(pk),
+      this.#db.send(
+        new QueryCommand({
+          TableName: this.#table,
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :e)",
+          ExpressionAttributeValues: { ":pk": s(pk), ":e": s("e#") },
+          ScanIndexForward: false,
+          Limit: 1,
+          ConsistentRead: region === this.region,
+        }),
+      ),
+    ]);
+    const item = last.Items?.[0];
+    const entry = item ? BigInt(str(item, "sk").slice(2)) : 0n;
+    return entry > head ? entry : head;
+  }
+
   /** existing maps the dedup keys of messages already in the inbox to their entries. */
   async #existing(pk: string, messages: Message[]): Promise<Map<string, InboxEntry>> {
     const out = new Map<string, InboxEntry>();
@@ -228,6 +252,10 @@ export class DynamoInboxStore implements InboxStore {
       let seq = from;
       let start: Item | undefined;
       let reachedLimit = false;
+      // The entry at the position itself, read along, proves the position real; so does any
+      // entry after it (seqs are dense where they are written).
+      let real = from === 0n;
+      const lowest = real ? 1n : from;
       // Read forward from the position; stop at the first hole (replication may deliver
       // later entries before earlier ones) or at the limit.
       scan: for (;;) {
@@ -237,16 +265,19 @@ export class DynamoInboxStore implements InboxStore {
             KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
             ExpressionAttributeValues: {
               ":pk": s(pk),
-              ":from": s(keys.inboxEntry(seq + 1n)),
+              ":from": s(keys.inboxEntry(lowest)),
               ":to": s("e#~"),
             },
             ExclusiveStartKey: start,
-            Limit: Math.max(1, Math.min(1000, limit - entries.length + 1)),
+            // One more than the limit tells whether there is more; one more for the position.
+            Limit: Math.max(1, Math.min(1000, limit - entries.length + (from > 0n ? 2 : 1))),
             ConsistentRead: region === this.region,
           }),
         );
         for (const item of res.Items ?? []) {
           const itemSeq = BigInt(str(item, "sk").slice(2));
+          real = true;
+          if (itemSeq === from) continue;
           const exp = item[TTL_ATTRIBUTE]?.N;
           if (exp !== undefined && Number(exp) * 1000 <= nowMs) {
             // Expired, not yet deleted by DynamoDB: skipped like the deleted ones before it.
@@ -267,6 +298,15 @@ export class DynamoInboxStore implements InboxStore {
         }
         start = res.LastEvaluatedKey;
         if (!start) break;
+      }
+      if (!real) {
+        // Nothing at or after the position: it expired, or it is beyond the inbox. Beyond it,
+        // the head says where the inbox really ends.
+        const last = await this.#lastKnown(pk, region);
+        if (from > last) {
+          if (last > 0n) head.set(region, last);
+          continue;
+        }
       }
       // Cut short by the limit, this region's head is its head item (its inbox is written
       // here, densely); another region's is only known up to what was read.

@@ -129,6 +129,16 @@ export class MemoryChatStore implements ChatStore, Replica {
     return { ...(this.#heads.get(conversationId)?.get(this.region) ?? { seq: 0n, hlc: 0n }) };
   }
 
+  async heads(conversationIds: string[]): Promise<Map<string, Vector>> {
+    const out = new Map<string, Vector>();
+    for (const id of conversationIds) {
+      const heads: Vector = new Map();
+      for (const [region, head] of this.#heads.get(id) ?? []) heads.set(region, head.seq);
+      out.set(id, heads);
+    }
+    return out;
+  }
+
   async findSend(conversationId: string, senderId: string, clientMsgId: string) {
     return lowest(this.#copies(conversationId, senderId, clientMsgId));
   }

@@ -143,6 +143,12 @@ export class MemoryInboxStore implements InboxStore, Replica {
     let more = false;
     for (const [region, inbox] of this.#inboxes.get(userId) ?? []) {
       let seq = after.get(region) ?? 0n;
+      const last = lastKnown(inbox, seq);
+      if (seq > last) {
+        // Beyond the inbox: nothing to send, and the head says where it really ends.
+        if (last > 0n) head.set(region, last);
+        continue;
+      }
       // Skip what retention removed: entries expire oldest first, so an expired entry means
       // everything before it is gone too.
       let skipped = seq;
@@ -186,6 +192,18 @@ export class MemoryInboxStore implements InboxStore, Replica {
     }
     return inbox;
   }
+}
+
+/**
+ * lastKnown is the highest seq known to exist in an inbox, when `from` is beyond its head item:
+ * replicated entries can arrive before the head item that covers them, and an entry proves that
+ * every seq below it exists too (seqs are dense where they are written).
+ */
+function lastKnown(inbox: RegionInbox, from: bigint): bigint {
+  if (from <= inbox.head) return inbox.head;
+  let last = inbox.head;
+  for (const seq of inbox.entries.keys()) if (seq > last) last = seq;
+  return last;
 }
 
 function indexKey(
