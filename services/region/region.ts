@@ -1,3 +1,5 @@
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
 import { DEV_AUDIENCE, type DevIssuer, startDevIssuer } from "../../dev/issuer.ts";
 import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
 import { MessagingService } from "../../gen/chat/v1/messaging_pb.ts";
@@ -31,7 +33,7 @@ import {
 import { createLogger, type Logger, silentLogger } from "../shared/logger.ts";
 import { createMetrics } from "../shared/metrics.ts";
 import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
-import { type RunningService, serveApp } from "../shared/service-app.ts";
+import { inProcessTransport, type RunningService, serveApp } from "../shared/service-app.ts";
 
 /** LocalRegionOptions tune a local region; everything else comes from `env` as in production. */
 export interface LocalRegionOptions {
@@ -61,6 +63,13 @@ export interface LocalRegionOptions {
   issuer?: DevIssuer;
   /** internalKeys, when given, are the services' keys; by default the region makes its own. */
   internalKeys?: InternalKeySet;
+  /**
+   * calls says how the services call each other: "in-process" (the default: the same
+   * handlers, interceptors, tokens and deadlines, without the loopback HTTP/2 connection, since
+   * they share this process anyway) or "loopback" (gRPC over each service's port, as separate
+   * tasks do). Every service listens on its port either way, for probes.
+   */
+  calls?: "in-process" | "loopback";
 }
 
 /** LocalRegion is a whole region running in this process on embedded backends. */
@@ -120,9 +129,9 @@ export const DEFAULT_PORTS = {
 
 /**
  * startLocalRegion runs gateway, messaging, notification and persistence in this process, each
- * on its own port, talking gRPC to each other over loopback exactly as separate tasks would,
- * and sharing in-memory stand-ins for DynamoDB, Redis and Kafka. A development issuer signs
- * tokens.
+ * on its own port, sharing in-memory stand-ins for DynamoDB, Redis and Kafka. They call each
+ * other in-process by default, or over loopback as separate tasks would (`calls`). A
+ * development issuer signs tokens.
  */
 export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<LocalRegion> {
   const env = { ...(opts.env ?? process.env) };
@@ -158,11 +167,21 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
     INTERNAL_AUTH_PEERS: internalKeys.peers,
   });
   const operator = signer("operator", OPERATOR_MAX_TTL_S);
+  const timeoutMs = persistenceConfig.rpcTimeoutMs;
   const clientsOf = {
-    gateway: createServiceClients(persistenceConfig.rpcTimeoutMs, signer("gateway")),
-    messaging: createServiceClients(persistenceConfig.rpcTimeoutMs, signer("messaging")),
-    notification: createServiceClients(persistenceConfig.rpcTimeoutMs, signer("notification")),
+    gateway: createServiceClients(timeoutMs, signer("gateway")),
+    messaging: createServiceClients(timeoutMs, signer("messaging")),
+    notification: createServiceClients(timeoutMs, signer("notification")),
   };
+  /** call is a client of a running service, for `caller`, as `opts.calls` says. */
+  const call = <S extends DescService>(
+    service: S,
+    callee: RunningService,
+    caller: "gateway" | "messaging" | "notification",
+  ): Client<S> =>
+    opts.calls === "loopback"
+      ? clientsOf[caller].client(service, callee.url)
+      : createClient(service, inProcessTransport(callee.app, signer(caller), timeoutMs));
   const issuer = opts.issuer ?? (await startDevIssuer({ host, port: ports.issuer }));
   issuer.trustInternal(region, operator);
   const closeOwned = async () => {
@@ -195,7 +214,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
     const messaging = await serveApp(
       buildMessaging({
         config: messagingConfig,
-        persistence: clientsOf.messaging.client(PersistenceService, persistence.url),
+        persistence: call(PersistenceService, persistence, "messaging"),
         peers,
         bus,
         registry,
@@ -222,7 +241,7 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
           maxPushDevicesPerUser: notificationConfig.push.maxDevicesPerUser,
           replayPageSize: notificationConfig.replayPageSize,
         },
-        persistence: clientsOf.notification.client(PersistenceService, persistence.url),
+        persistence: call(PersistenceService, persistence, "notification"),
         peers,
         bus,
         registry,
@@ -251,8 +270,8 @@ export async function startLocalRegion(opts: LocalRegionOptions = {}): Promise<L
         ...gatewayConfig.auth,
         audience: gatewayConfig.admin.operatorAudience,
       }),
-      messaging: clientsOf.gateway.client(MessagingService, messaging.url),
-      notification: clientsOf.gateway.client(NotificationService, notification.url),
+      messaging: call(MessagingService, messaging, "gateway"),
+      notification: call(NotificationService, notification, "gateway"),
       bus,
       registry,
       channel,

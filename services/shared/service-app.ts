@@ -1,8 +1,14 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import {
+  type ConnectRouter,
+  createRouterTransport,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import { Health as HealthService } from "../../gen/grpc/health/v1/health_pb.ts";
 import { createHealth, type Health } from "./health.ts";
 import { serverInterceptors } from "./interceptors.ts";
+import { type InternalSigner, signingInterceptor } from "./internal-auth.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
@@ -56,6 +62,27 @@ export interface RunningService {
   stop(graceMs?: number): Promise<void>;
   /** kill closes the port at once, dropping requests and connections, and stops the app's work. */
   kill(): Promise<void>;
+}
+
+/**
+ * inProcessTransport calls an app's handlers in this process, through the same server
+ * interceptors (error edge, authentication, validation) and with the same signed token and
+ * deadline as a call over the network, minus the HTTP/2 connection: what services running in
+ * one process (the embedded region) use to call each other. `signer` is the caller's (null:
+ * no token at all, as an outsider).
+ */
+export function inProcessTransport(
+  app: ServiceApp,
+  signer: InternalSigner | null,
+  defaultTimeoutMs?: number,
+): Transport {
+  return createRouterTransport((router) => app.routes(router), {
+    router: { interceptors: serverInterceptors(app.log, app.metrics, app.interceptors) },
+    transport: {
+      interceptors: signer ? [signingInterceptor(signer)] : [],
+      ...(defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs }),
+    },
+  });
 }
 
 /** createAppHealth creates the health state for an app's services. */

@@ -69,7 +69,12 @@ test("presence: watchers see users they have written with come and go", async (t
   await bobFirst.send(dm.id, "hi alice");
   await bobFirst.close();
 
-  const snapshot = await alice.watchPresence(["bob", "stranger"]);
+  // The gateway forgets bob's closed session a moment after his socket is gone.
+  let snapshot = await alice.watchPresence(["bob", "stranger"]);
+  for (let i = 0; i < 50 && snapshot.some((p) => p.userId === "bob" && p.online); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    snapshot = await alice.watchPresence(["bob", "stranger"]);
+  }
   t.deepEqual(
     snapshot.map((p) => [p.userId, p.online]),
     [["bob", false]],

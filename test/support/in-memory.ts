@@ -1,15 +1,13 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
-import { serverInterceptors } from "../../services/shared/interceptors.ts";
+import { type Client, createClient } from "@connectrpc/connect";
 import {
   generateKeySet,
   type Identity,
   InternalSigner,
   parsePeerKeys,
   parseSigningKey,
-  signingInterceptor,
 } from "../../services/shared/internal-auth.ts";
-import type { ServiceApp } from "../../services/shared/service-app.ts";
+import { inProcessTransport, type ServiceApp } from "../../services/shared/service-app.ts";
 
 /** TEST_KEYS are the internal keys of services built by tests; TEST_PEERS trusts them all. */
 export const TEST_KEYS = generateKeySet("test");
@@ -30,11 +28,7 @@ export function inMemoryClient<S extends DescService>(
   service: S,
   caller: Identity | null,
 ): Client<S> {
-  const transport = createRouterTransport((router) => app.routes(router), {
-    router: { interceptors: serverInterceptors(app.log, app.metrics, app.interceptors) },
-    transport: { interceptors: caller ? [signingInterceptor(testSigner(caller))] : [] },
-  });
-  return createClient(service, transport);
+  return createClient(service, inProcessTransport(app, caller ? testSigner(caller) : null));
 }
 
 /**

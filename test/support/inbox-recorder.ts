@@ -1,15 +1,37 @@
 import type { ChatClient } from "../../client/index.ts";
 import type { Message } from "../../gen/chat/v1/types_pb.ts";
 
+/** early holds what clients emitted before a recorder was made for them (see recordFromStart). */
+const early = new WeakMap<ChatClient, { messages: Message[]; stop: () => void }>();
+
+/**
+ * recordFromStart keeps every message `client` emits from now on, for the MessageRecorder made
+ * for it later: a replay can arrive before `connect()`'s caller gets the client back.
+ */
+export function recordFromStart(client: ChatClient): void {
+  const messages: Message[] = [];
+  const stop = client.on("message", (m) => {
+    messages.push(m);
+  });
+  early.set(client, { messages, stop });
+}
+
 /**
  * MessageRecorder records every message a client emits, to assert on what a user saw: each
- * message once, in order, nothing missing.
+ * message once, in order, nothing missing. For a client that recordFromStart was called on
+ * (every client of `connect()`), that includes what came before the recorder was made.
  */
 export class MessageRecorder {
   readonly messages: Message[] = [];
   readonly #waiters: Array<{ pred: () => boolean; resolve: () => void }> = [];
 
   constructor(client: ChatClient) {
+    const before = early.get(client);
+    if (before) {
+      before.stop();
+      early.delete(client);
+      this.messages.push(...before.messages);
+    }
     client.on("message", (m) => {
       this.messages.push(m);
       for (const w of [...this.#waiters]) {

@@ -5,6 +5,7 @@ import {
   type LocalRegionOptions,
   startLocalRegion,
 } from "../../services/region/region.ts";
+import { recordFromStart } from "./inbox-recorder.ts";
 
 /** withRegion starts a local region on ephemeral ports and stops it when the test ends. */
 export async function withRegion(
@@ -36,6 +37,7 @@ export async function connect(
     ...opts,
   });
   t.teardown(() => client.close());
+  recordFromStart(client);
   await client.connect();
   return client;
 }
