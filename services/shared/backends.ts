@@ -46,9 +46,16 @@ export function openStores(
 ): Stores {
   switch (backend.kind) {
     case "memory":
+      // The embedded stores keep a window, not everything (README: MEMORY_* variables).
       return {
-        store: new MemoryChatStore(region),
-        inbox: new MemoryInboxStore(region),
+        store: new MemoryChatStore(region, {
+          historyMessages: backend.historyMessages,
+          historyRetentionMs: backend.historyRetentionMs,
+        }),
+        inbox: new MemoryInboxStore(region, {
+          maxEntries: backend.inboxEntries,
+          retentionMs: backend.inboxRetentionMs,
+        }),
         close: async () => {},
       };
     case "dynamodb": {

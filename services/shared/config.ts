@@ -56,6 +56,19 @@ const urls = {
   PERSISTENCE_URL: url("http://127.0.0.1:8083"),
 };
 
+/**
+ * A bound of the embedded stores' window: a whole number, 0 for none (then Infinity). The
+ * defaults and why: services/persistence/README.md, "The embedded stores".
+ */
+const bound = (fallback: number, max: number) =>
+  z.coerce
+    .number()
+    .int("must be a whole number")
+    .min(0, "must be 0 (no limit) or more")
+    .max(max)
+    .default(fallback)
+    .transform((n) => (n === 0 ? Number.POSITIVE_INFINITY : n));
+
 const bool = z
   .enum(["true", "false", "1", "0"], "must be true or false")
   .transform((v) => v === "true" || v === "1");
@@ -88,6 +101,12 @@ const backends = {
     .regex(/^[a-z0-9-]+$/)
     .optional(),
   INBOX_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  // The window the embedded (memory) stores keep: per conversation and per inbox, by count and
+  // by age, so that a long-running `npm start` stays bounded whatever went through it.
+  MEMORY_HISTORY_MESSAGES: bound(1_000, 100_000_000),
+  MEMORY_HISTORY_MINUTES: bound(1_440, 5_256_000),
+  MEMORY_INBOX_ENTRIES: bound(1_000, 100_000_000),
+  MEMORY_INBOX_MINUTES: bound(1_440, 5_256_000),
   KAFKA_BROKERS: brokerList.optional(),
   KAFKA_CLUSTER_ARN: z
     .string()
@@ -114,9 +133,20 @@ export type RegistryBackend =
   | { kind: "memory" }
   | { kind: "redis"; url: string; password?: string; keyPrefix: string };
 
-/** StoreBackend is where the chat database and inboxes live. */
+/**
+ * StoreBackend is where the chat database and inboxes live. The memory stores keep a window
+ * (Infinity: no bound): per conversation its newest historyMessages messages stored within
+ * historyRetentionMs, per user and region the newest inboxEntries entries within
+ * inboxRetentionMs.
+ */
 export type StoreBackend =
-  | { kind: "memory" }
+  | {
+      kind: "memory";
+      historyMessages: number;
+      historyRetentionMs: number;
+      inboxEntries: number;
+      inboxRetentionMs: number;
+    }
   | {
       kind: "dynamodb";
       table: string;
@@ -318,7 +348,13 @@ function backendsOf(
       keyPrefix: e.REDIS_KEY_PREFIX,
     };
   }
-  let store: StoreBackend = { kind: "memory" };
+  let store: StoreBackend = {
+    kind: "memory",
+    historyMessages: e.MEMORY_HISTORY_MESSAGES,
+    historyRetentionMs: e.MEMORY_HISTORY_MINUTES * 60_000,
+    inboxEntries: e.MEMORY_INBOX_ENTRIES,
+    inboxRetentionMs: e.MEMORY_INBOX_MINUTES * 60_000,
+  };
   if (e.CHAT_STORE === "dynamodb") {
     store = {
       kind: "dynamodb",

@@ -11,6 +11,16 @@ chatStoreContract("MemoryChatStore", async (region, opts) => ({
   }),
 }));
 
+// The same contract within the window `npm start` keeps (newest messages of each conversation,
+// by count and age): nothing a test writes within it may be lost.
+chatStoreContract("MemoryChatStore (windowed)", async (region, opts) => ({
+  store: new MemoryChatStore(region, {
+    historyMessages: 64,
+    historyRetentionMs: 600_000,
+    sendDedupMs: opts.sendDedupSeconds === undefined ? undefined : opts.sendDedupSeconds * 1000,
+  }),
+}));
+
 const java = requireProgram("java", "install a Java 17 runtime for DynamoDB Local");
 let local: DynamoLocal | undefined;
 if (java.available) {

@@ -3,26 +3,39 @@ import { toBinary } from "@bufbuild/protobuf";
 import test from "ava";
 import { type DynamoLocal, startDynamoLocal } from "../../dev/backends/dynamodb.ts";
 import { requireProgram } from "../../dev/backends/processes.ts";
-import { InboxEntrySchema } from "../../gen/chat/v1/types_pb.ts";
+import { type InboxEntry, InboxEntrySchema } from "../../gen/chat/v1/types_pb.ts";
 import { DynamoInboxStore } from "../../services/shared/adapters/dynamodb/dynamo-inbox-store.ts";
 import { MemoryInboxStore } from "../../services/shared/adapters/memory/memory-inbox-store.ts";
 import { keys } from "../../services/shared/item-keys.ts";
 import { inboxStoreContract } from "./inbox-store.suite.ts";
 
-inboxStoreContract("MemoryInboxStore", async (region, opts) => {
+/** memoryInbox makes a MemoryInboxStore, its retention as asked or `window`'s. */
+function memoryInbox(
+  region: string,
+  opts: { retentionSeconds?: number },
+  window: { retentionMs?: number; maxEntries?: number } = {},
+) {
   const store = new MemoryInboxStore(region, {
-    retentionMs: opts.retentionSeconds === undefined ? undefined : opts.retentionSeconds * 1000,
+    ...window,
+    ...(opts.retentionSeconds === undefined ? {} : { retentionMs: opts.retentionSeconds * 1000 }),
   });
   return {
     store,
-    replicate: async (userId, entry) =>
+    replicate: async (userId: string, entry: InboxEntry) =>
       store.applyReplicated({
         pk: keys.inbox(userId, entry.region),
         sk: keys.inboxEntry(entry.seq),
         value: { entry, atMs: Date.now() },
       }),
   };
-});
+}
+
+inboxStoreContract("MemoryInboxStore", async (region, opts) => memoryInbox(region, opts));
+// The same contract within the window `npm start` keeps (newest entries of each inbox, by count
+// and age): nothing a test writes within it may be lost.
+inboxStoreContract("MemoryInboxStore (windowed)", async (region, opts) =>
+  memoryInbox(region, opts, { retentionMs: 600_000, maxEntries: 16 }),
+);
 
 const java = requireProgram("java", "install a Java 17 runtime for DynamoDB Local");
 let local: DynamoLocal | undefined;

@@ -21,6 +21,7 @@ import {
   type StoredReceipt,
 } from "../../ports/chat-store.ts";
 import { mergeMax, mergeVectors, type Vector } from "../../version-vector.ts";
+import { AgeBuckets } from "./age-buckets.ts";
 import { ChangeListeners, foreignRegion, type ItemChange, type Replica } from "./replica.ts";
 
 interface OutboxItem {
@@ -39,6 +40,31 @@ interface SendItem {
   atMs: number;
 }
 
+/** LogEntry is a message in a conversation's log, with when it was stored here. */
+interface LogEntry {
+  message: Message;
+  atMs: number;
+}
+
+/** MemoryChatStoreOptions tune what the store keeps; every window is unbounded by default. */
+export interface MemoryChatStoreOptions {
+  /**
+   * historyMessages is how many messages of each conversation are kept, the newest: older ones
+   * are dropped once nothing needs them (see `#done`), with their dedup items and push claims.
+   */
+  historyMessages?: number;
+  /** historyRetentionMs is how long a message is kept after it was stored here (same rule). */
+  historyRetentionMs?: number;
+  /** outboxRetentionMs is how long routing outbox entries are kept (an hour). */
+  outboxRetentionMs?: number;
+  /** sendDedupMs is how long a client_msg_id is remembered, at most (a week). */
+  sendDedupMs?: number;
+  now?: () => number;
+}
+
+/** OUTBOX_BUCKET_MS is the span of one bucket of the outbox, which is kept by time. */
+const OUTBOX_BUCKET_MS = 60_000;
+
 /**
  * MemoryChatStore keeps the chat database in this process's memory: the embedded default for
  * `npm start` and tests. It keeps every region's items apart exactly as the DynamoDB table
@@ -46,6 +72,13 @@ interface SendItem {
  * writes and takes other regions' items, as Global Table replication would (see
  * dev/replication). It holds only one process's data and loses it on exit. Stored messages are
  * copied in and out, so callers cannot alter what is stored.
+ *
+ * What it holds is a window, when configured (`MemoryChatStoreOptions`): per conversation, the
+ * newest `historyMessages` messages stored within `historyRetentionMs`, as a contiguous newest
+ * part of the log, so history ends where the window does. A message routing still needs is
+ * never dropped. Dropping needs no scan: a conversation is trimmed when it is written or routed,
+ * and when the age bucket of its messages passes (see AgeBuckets). Unrouted messages are kept
+ * apart from the outbox, so the sweeper's scan looks at them only, never at routed history.
  */
 export class MemoryChatStore implements ChatStore, Replica {
   readonly region: string;
@@ -57,14 +90,21 @@ export class MemoryChatStore implements ChatStore, Replica {
   readonly #memberships = new Map<string, Map<string, Map<string, UserIndexItem>>>();
   /** conversation → region → head */
   readonly #heads = new Map<string, Map<string, LogHead>>();
-  /** conversation → messages of all regions in display order */
-  readonly #logs = new Map<string, Message[]>();
+  /** conversation → messages of all regions in display order (the window, when bounded) */
+  readonly #logs = new Map<string, LogEntry[]>();
   /** conversation\0region → seq → message */
   readonly #bySeq = new Map<string, Map<bigint, Message>>();
+  /** conversation\0region → the last seq dropped from the window (each region's drops are a prefix) */
+  readonly #dropped = new Map<string, bigint>();
   /** conversation\0region\0sender\0client_msg_id → the send's seq and time */
   readonly #sends = new Map<string, SendItem>();
-  /** region → outbox entry key → entry, in append order */
-  readonly #outbox = new Map<string, Map<string, OutboxItem>>();
+  /** region → minute bucket → outbox entry key → entry: kept by time, dropped a bucket at once */
+  readonly #outbox = new Map<string, Map<number, Map<string, OutboxItem>>>();
+  /**
+   * conversation → this region's outbox entries beyond its routing cursor, by seq: what the
+   * sweeper looks for. Routing removes from it, so a scan costs what is unrouted, not history.
+   */
+  readonly #pending = new Map<string, OutboxItem[]>();
   /** conversation → regions whose messages this store holds */
   readonly #origins = new Map<string, Set<string>>();
   /** conversation → region → routing cursor */
@@ -73,25 +113,40 @@ export class MemoryChatStore implements ChatStore, Replica {
   readonly #takeovers = new Map<string, Map<string, bigint>>();
   /** conversation → user\0kind → region → vector */
   readonly #receipts = new Map<string, Map<string, Map<string, Vector>>>();
-  /** user\0conversation\0origin\0seq → region → when the push was sent */
-  readonly #pushes = new Map<string, Map<string, number>>();
+  /** conversation\0origin\0seq → user → region → when the push was sent (kept with the message) */
+  readonly #pushes = new Map<string, Map<string, Map<string, number>>>();
   /** user → device → region → token (token "" = deleted) */
   readonly #tokens = new Map<string, Map<string, Map<string, StoredPushToken>>>();
   /** region → instance → canary */
   readonly #canaries = new Map<string, Map<string, { nonce: bigint; atMs: number }>>();
+  readonly #historyMessages: number;
+  readonly #historyRetentionMs: number;
   readonly #outboxRetentionMs: number;
   readonly #sendDedupMs: number;
   readonly #now: () => number;
   readonly #changes = new ChangeListeners();
+  /** ages says which conversations got messages when (only with a history retention) */
+  readonly #ages: AgeBuckets | undefined;
+  /**
+   * windowed: a bounded store keeps of this region's outbox only what is unrouted (#pending),
+   * the only part anything reads here (the sweeper); unbounded, it keeps it all for its
+   * retention, as the table does, so that replicas' items can be compared.
+   */
+  readonly #windowed: boolean;
+  #outboxTrimDueMs = 0;
+  #unroutedScanned = 0;
 
-  constructor(
-    region: string,
-    opts: { outboxRetentionMs?: number; sendDedupMs?: number; now?: () => number } = {},
-  ) {
+  constructor(region: string, opts: MemoryChatStoreOptions = {}) {
     this.region = region;
+    this.#historyMessages = opts.historyMessages ?? Number.POSITIVE_INFINITY;
+    this.#historyRetentionMs = opts.historyRetentionMs ?? Number.POSITIVE_INFINITY;
     this.#outboxRetentionMs = opts.outboxRetentionMs ?? 3_600_000;
     this.#sendDedupMs = opts.sendDedupMs ?? 7 * 86_400_000;
     this.#now = opts.now ?? Date.now;
+    if (Number.isFinite(this.#historyRetentionMs)) {
+      this.#ages = new AgeBuckets(this.#historyRetentionMs);
+    }
+    this.#windowed = Number.isFinite(this.#historyMessages) || this.#ages !== undefined;
   }
 
   async getConversation(id: string): Promise<StoredConversation | undefined> {
@@ -188,27 +243,31 @@ export class MemoryChatStore implements ChatStore, Replica {
     const send = { seq: m.seq, atMs: this.#now() };
     this.#sends.set(key, send);
     this.#changes.emit(pk, keys.send(this.region, m.senderId, m.clientMsgId), () => ({ ...send }));
-    const stored = clone(MessageSchema, m);
-    this.#insertMessage(stored);
-    this.#changes.emit(pk, keys.message(this.region, m.seq), () => clone(MessageSchema, m));
     const item = { atMs: cmd.appendedAtMs, conversationId: m.conversationId, seq: m.seq };
+    if (m.seq > (this.#routed.get(m.conversationId)?.get(this.region) ?? 0n)) {
+      getOrCreate(this.#pending, m.conversationId, () => []).push(item);
+    }
+    this.#insertMessage(clone(MessageSchema, m));
+    this.#changes.emit(pk, keys.message(this.region, m.seq), () => clone(MessageSchema, m));
     const entryKey = keys.outboxEntry(item.atMs, item.conversationId, item.seq);
-    getOrCreate(this.#outbox, this.region, () => new Map()).set(entryKey, item);
+    if (!this.#windowed) this.#outboxBucket(this.region, item.atMs).set(entryKey, item);
     this.#changes.emit(keys.outbox(this.region, 0, 0), entryKey, () => ({ ...item }));
     if (cmd.create && !this.#meta.get(cmd.create.id)?.has(this.region)) this.#setMeta(cmd.create);
     if (cmd.membership) {
       const { conversation, userIds, member } = cmd.membership;
       this.#setMembership(conversation, userIds, member, m.hlc);
     }
-    this.#trimOutbox(this.region, cmd.appendedAtMs);
+    this.#trimOutbox();
   }
 
+  /** history reads the window: before its oldest message, the history ends (nothing older). */
   async history(conversationId: string, before: OrderKey | undefined, limit: number) {
+    this.#trimLog(conversationId);
     const log = this.#logs.get(conversationId) ?? [];
     const end = before ? lowerBound(log, before) : log.length;
     const out: Message[] = [];
     for (let i = end - 1; i >= 0 && out.length < limit; i--) {
-      out.push(clone(MessageSchema, log[i] as Message));
+      out.push(clone(MessageSchema, (log[i] as LogEntry).message));
     }
     return out;
   }
@@ -237,29 +296,48 @@ export class MemoryChatStore implements ChatStore, Replica {
     if (seq <= (byRegion.get(this.region) ?? 0n)) return;
     byRegion.set(this.region, seq);
     this.#changes.emit(keys.conversation(conversationId), keys.routed(this.region), () => seq);
+    this.#markRouted(conversationId, seq);
+    // Routed messages beyond the window were kept only for routing: they can go now.
+    this.#trimLog(conversationId);
   }
 
+  /**
+   * unrouted looks only at what routing has not passed (`#pending`), however much was routed.
+   * Its work is counted for tests (`stats().unroutedScanned`).
+   */
   async unrouted(fromMs: number, toMs: number, limit: number) {
     const out: Message[] = [];
-    for (const item of this.#outbox.get(this.region)?.values() ?? []) {
-      if (item.atMs < fromMs || item.atMs > toMs) continue;
-      if (item.seq <= (this.#routed.get(item.conversationId)?.get(this.region) ?? 0n)) continue;
-      const m = this.#bySeq.get(`${item.conversationId}\u0000${this.region}`)?.get(item.seq);
-      if (m) out.push(clone(MessageSchema, m));
-      if (out.length >= limit) break;
+    let scanned = 0;
+    scan: for (const [conversationId, items] of this.#pending) {
+      const bySeq = this.#bySeq.get(`${conversationId}\u0000${this.region}`);
+      for (const item of items) {
+        scanned++;
+        if (item.atMs < fromMs || item.atMs > toMs) continue;
+        const m = bySeq?.get(item.seq);
+        if (m) out.push(clone(MessageSchema, m));
+        if (out.length >= limit) break scan;
+      }
     }
+    this.#unroutedScanned = scanned;
     return out;
   }
 
+  /** untakenOver reads only the outbox buckets of the time asked for. */
   async untakenOver(origin: string, fromMs: number, toMs: number, limit: number) {
     const out: Message[] = [];
-    for (const item of this.#outbox.get(origin)?.values() ?? []) {
-      if (item.atMs < fromMs || item.atMs > toMs) continue;
-      const taken = this.#takeovers.get(item.conversationId)?.get(`${this.region}\u0000${origin}`);
-      if (item.seq <= (taken ?? 0n)) continue;
-      const m = this.#bySeq.get(`${item.conversationId}\u0000${origin}`)?.get(item.seq);
-      if (m) out.push(clone(MessageSchema, m));
-      if (out.length >= limit) break;
+    const buckets = this.#outbox.get(origin) ?? new Map<number, Map<string, OutboxItem>>();
+    scan: for (const [bucket, items] of buckets) {
+      if (!overlaps(bucket, fromMs, toMs)) continue;
+      for (const item of items.values()) {
+        if (item.atMs < fromMs || item.atMs > toMs) continue;
+        const taken = this.#takeovers
+          .get(item.conversationId)
+          ?.get(`${this.region}\u0000${origin}`);
+        if (item.seq <= (taken ?? 0n)) continue;
+        const m = this.#bySeq.get(`${item.conversationId}\u0000${origin}`)?.get(item.seq);
+        if (m) out.push(clone(MessageSchema, m));
+        if (out.length >= limit) break scan;
+      }
     }
     return out.sort(byConversationAndSeq);
   }
@@ -284,6 +362,8 @@ export class MemoryChatStore implements ChatStore, Replica {
       keys.takeover(this.region, origin),
       () => seq,
     );
+    // Another region's messages are kept until taken over (see #done): they can go now.
+    this.#trimLog(conversationId);
   }
 
   async writeReceipt(conversationId: string, userId: string, kind: ReceiptKindName, upTo: Vector) {
@@ -314,8 +394,15 @@ export class MemoryChatStore implements ChatStore, Replica {
     return out;
   }
 
+  /**
+   * claimPush keeps claims with their message. A claim for a message already out of the window
+   * is made but not kept (nothing would ever drop it): a redelivery could push it twice.
+   */
   async claimPush(userId: string, message: MessageRef): Promise<boolean> {
-    const byRegion = getOrCreate(this.#pushes, pushKey(userId, message), () => new Map());
+    const logKey = `${message.conversationId}\u0000${message.originRegion}`;
+    if (message.seq <= (this.#dropped.get(logKey) ?? 0n)) return true;
+    const byUser = getOrCreate(this.#pushes, messageKey(message), () => new Map());
+    const byRegion = getOrCreate(byUser, userId, () => new Map());
     if (byRegion.size > 0) return false;
     const atMs = this.#now();
     byRegion.set(this.region, atMs);
@@ -411,10 +498,8 @@ export class MemoryChatStore implements ChatStore, Replica {
       case "psh": {
         const [, user, origin, seq] = parts as [string, string, string, string];
         const ref = { conversationId, originRegion: origin, seq: BigInt(seq) };
-        getOrCreate(this.#pushes, pushKey(user, ref), () => new Map()).set(
-          region,
-          (v as { atMs: number }).atMs,
-        );
+        const byUser = getOrCreate(this.#pushes, messageKey(ref), () => new Map());
+        getOrCreate(byUser, user, () => new Map()).set(region, (v as { atMs: number }).atMs);
         return;
       }
       case "u": {
@@ -434,10 +519,12 @@ export class MemoryChatStore implements ChatStore, Replica {
         }
         return;
       }
-      case "o":
-        getOrCreate(this.#outbox, region, () => new Map()).set(sk, v as OutboxItem);
-        this.#trimOutbox(region, this.#now());
+      case "o": {
+        const item = v as OutboxItem;
+        this.#outboxBucket(region, item.atMs).set(sk, item);
+        this.#trimOutbox();
         return;
+      }
       case "k":
         getOrCreate(this.#canaries, region, () => new Map()).set(
           sk,
@@ -470,8 +557,14 @@ export class MemoryChatStore implements ChatStore, Replica {
       const [c, r, s, id] = key.split("\u0000") as [string, string, string, string];
       put(keys.conversation(c), keys.send(r, s, id), v);
     }
-    for (const [r, items] of this.#outbox)
-      for (const [sk, i] of items) put(keys.outbox(r, 0, 0), sk, i);
+    for (const [r, buckets] of this.#outbox)
+      for (const items of buckets.values())
+        for (const [sk, i] of items) put(keys.outbox(r, 0, 0), sk, i);
+    if (this.#windowed) {
+      for (const items of this.#pending.values())
+        for (const i of items)
+          put(keys.outbox(this.region, 0, 0), keys.outboxEntry(i.atMs, i.conversationId, i.seq), i);
+    }
     for (const [c, byRegion] of this.#routed)
       for (const [r, v] of byRegion) put(keys.conversation(c), keys.routed(r), v);
     for (const [c, byKey] of this.#takeovers)
@@ -484,10 +577,11 @@ export class MemoryChatStore implements ChatStore, Replica {
         const [u, k] = key.split("\u0000") as [string, string];
         for (const [r, v] of byRegion) put(keys.conversation(c), keys.receipt(u, k, r), v);
       }
-    for (const [key, byRegion] of this.#pushes) {
-      const [u, c, o, seq] = key.split("\u0000") as [string, string, string, string];
-      for (const [r, atMs] of byRegion)
-        put(keys.conversation(c), keys.pushSent(u, o, BigInt(seq), r), { atMs });
+    for (const [key, byUser] of this.#pushes) {
+      const [c, o, seq] = key.split("\u0000") as [string, string, string];
+      for (const [u, byRegion] of byUser)
+        for (const [r, atMs] of byRegion)
+          put(keys.conversation(c), keys.pushSent(u, o, BigInt(seq), r), { atMs });
     }
     for (const [u, byDevice] of this.#tokens)
       for (const [d, byRegion] of byDevice)
@@ -528,30 +622,116 @@ export class MemoryChatStore implements ChatStore, Replica {
     }
   }
 
+  /**
+   * stats counts what the store holds, and what its last unrouted() looked at: for tests, which
+   * check that these stay within the window however much went through.
+   */
+  stats(): { messages: number; unrouted: number; unroutedScanned: number } {
+    let messages = 0;
+    for (const bySeq of this.#bySeq.values()) messages += bySeq.size;
+    let unrouted = 0;
+    for (const items of this.#pending.values()) unrouted += items.length;
+    return { messages, unrouted, unroutedScanned: this.#unroutedScanned };
+  }
+
   #insertMessage(m: Message) {
-    const bySeq = getOrCreate(
-      this.#bySeq,
-      `${m.conversationId}\u0000${m.originRegion}`,
-      () => new Map(),
-    );
+    const logKey = `${m.conversationId}\u0000${m.originRegion}`;
+    if (m.seq <= (this.#dropped.get(logKey) ?? 0n)) return; // a late copy of one dropped
+    const bySeq = getOrCreate(this.#bySeq, logKey, () => new Map());
     if (bySeq.has(m.seq)) return; // a message never changes; a second copy adds nothing
     bySeq.set(m.seq, m);
     getOrCreate(this.#origins, m.conversationId, () => new Set()).add(m.originRegion);
     const log = getOrCreate(this.#logs, m.conversationId, () => []);
+    const atMs = this.#now();
+    const entry = { message: m, atMs };
     const key = orderKeyOf(m);
     // Messages almost always arrive in order: check the end before searching.
     const last = log.at(-1);
-    if (!last || compareOrder(orderKeyOf(last), key) < 0) log.push(m);
-    else log.splice(lowerBound(log, key), 0, m);
+    if (!last || compareOrder(orderKeyOf(last.message), key) < 0) log.push(entry);
+    else log.splice(lowerBound(log, key), 0, entry);
+    this.#trimLog(m.conversationId);
+    if (this.#ages) {
+      this.#ages.add(m.conversationId, atMs);
+      this.#ages.expire(atMs - this.#historyRetentionMs, (c) => this.#trimLog(c));
+    }
   }
 
-  /** trimOutbox forgets a region's outbox entries past the retention (oldest come first). */
-  #trimOutbox(region: string, nowMs: number) {
-    const outbox = this.#outbox.get(region);
-    if (!outbox) return;
-    for (const [key, item] of outbox) {
-      if (item.atMs >= nowMs - this.#outboxRetentionMs) break;
-      outbox.delete(key);
+  /**
+   * trimLog drops a conversation's oldest messages while they are beyond the window (more than
+   * historyMessages, or stored longer ago than historyRetentionMs) and nothing needs them. It
+   * stops at the first one still needed, so what is held is always the newest part of the log
+   * in display order (and, per region, the newest seqs): history simply ends there.
+   */
+  #trimLog(conversationId: string) {
+    const log = this.#logs.get(conversationId);
+    if (!log) return;
+    const cutoff = this.#now() - this.#historyRetentionMs;
+    let drop = 0;
+    for (const { message, atMs } of log) {
+      const beyond = log.length - drop > this.#historyMessages || atMs <= cutoff;
+      if (!beyond || !this.#done(message)) break;
+      this.#forget(message);
+      drop++;
+    }
+    if (drop === log.length) this.#logs.delete(conversationId);
+    else if (drop > 0) log.splice(0, drop);
+  }
+
+  /**
+   * done says whether nothing needs a message from the log any more: routing has passed it (a
+   * message of this region), or this region has taken it over (another region's). Routing reads
+   * skipped messages back from the log, and takeover reads a dead region's log back without
+   * holes from its own cursor, so neither may find one missing.
+   */
+  #done(m: Message): boolean {
+    const c = m.conversationId;
+    if (m.originRegion === this.region) {
+      return m.seq <= (this.#routed.get(c)?.get(this.region) ?? 0n);
+    }
+    return m.seq <= (this.#takeovers.get(c)?.get(`${this.region}\u0000${m.originRegion}`) ?? 0n);
+  }
+
+  /**
+   * forget drops a message with what is kept only for it: its dedup item (a retry of it is a
+   * new send from then on, collapsed by readers as any copy is) and its push claims.
+   */
+  #forget(m: Message) {
+    const logKey = `${m.conversationId}\u0000${m.originRegion}`;
+    const bySeq = this.#bySeq.get(logKey);
+    bySeq?.delete(m.seq);
+    if (bySeq?.size === 0) this.#bySeq.delete(logKey);
+    if (m.seq > (this.#dropped.get(logKey) ?? 0n)) this.#dropped.set(logKey, m.seq);
+    const key = sendKey(m.conversationId, m.originRegion, m.senderId, m.clientMsgId);
+    if (this.#sends.get(key)?.seq === m.seq) this.#sends.delete(key);
+    this.#pushes.delete(messageKey(m));
+  }
+
+  /** markRouted takes a conversation's entries up to `seq` out of what the sweeper looks at. */
+  #markRouted(conversationId: string, seq: bigint) {
+    const items = this.#pending.get(conversationId);
+    if (!items) return;
+    let routed = 0;
+    while (routed < items.length && (items[routed] as OutboxItem).seq <= seq) routed++;
+    if (routed === items.length) this.#pending.delete(conversationId);
+    else if (routed > 0) items.splice(0, routed);
+  }
+
+  #outboxBucket(region: string, atMs: number): Map<string, OutboxItem> {
+    const buckets = getOrCreate(this.#outbox, region, () => new Map());
+    return getOrCreate(buckets, Math.floor(atMs / OUTBOX_BUCKET_MS), () => new Map());
+  }
+
+  /**
+   * trimOutbox forgets outbox buckets past the retention, at most once a bucket's span. Every
+   * bucket is looked at: replicated entries arrive in any order, so buckets open in any order.
+   */
+  #trimOutbox() {
+    const now = this.#now();
+    if (now < this.#outboxTrimDueMs) return;
+    this.#outboxTrimDueMs = now + OUTBOX_BUCKET_MS;
+    const oldest = Math.floor((now - this.#outboxRetentionMs) / OUTBOX_BUCKET_MS);
+    for (const buckets of this.#outbox.values()) {
+      for (const bucket of buckets.keys()) if (bucket < oldest) buckets.delete(bucket);
     }
   }
 }
@@ -560,8 +740,14 @@ function sendKey(conversationId: string, region: string, senderId: string, clien
   return `${conversationId}\u0000${region}\u0000${senderId}\u0000${clientMsgId}`;
 }
 
-function pushKey(userId: string, m: MessageRef): string {
-  return `${userId}\u0000${m.conversationId}\u0000${m.originRegion}\u0000${m.seq}`;
+/** messageKey names a message (conversation, origin, seq) in the maps kept per message. */
+function messageKey(m: MessageRef): string {
+  return `${m.conversationId}\u0000${m.originRegion}\u0000${m.seq}`;
+}
+
+/** overlaps says whether an outbox bucket may hold entries between fromMs and toMs. */
+function overlaps(bucket: number, fromMs: number, toMs: number): boolean {
+  return (bucket + 1) * OUTBOX_BUCKET_MS > fromMs && bucket * OUTBOX_BUCKET_MS <= toMs;
 }
 
 /** lowest returns the copy lowest in display order, or undefined. */
@@ -579,12 +765,12 @@ function byConversationAndSeq(x: Message, y: Message): number {
 }
 
 /** lowerBound returns the index of the first message not before `key`. */
-function lowerBound(log: Message[], key: OrderKey): number {
+function lowerBound(log: LogEntry[], key: OrderKey): number {
   let lo = 0;
   let hi = log.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareOrder(orderKeyOf(log[mid] as Message), key) < 0) lo = mid + 1;
+    if (compareOrder(orderKeyOf((log[mid] as LogEntry).message), key) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;

@@ -8,6 +8,7 @@ import {
 import { keys } from "../../item-keys.ts";
 import type { InboxStore } from "../../ports/inbox-store.ts";
 import type { Vector } from "../../version-vector.ts";
+import { AgeBuckets } from "./age-buckets.ts";
 import { ChangeListeners, foreignRegion, type ItemChange, type Replica } from "./replica.ts";
 
 interface Stored {
@@ -16,50 +17,78 @@ interface Stored {
 }
 
 interface RegionInbox {
-  /** seq → entry; dense for the own region, possibly holed for replicated ones. */
+  /** seq → entry, oldest first; dense for the own region, possibly holed for replicated ones. */
   entries: Map<bigint, Stored>;
   head: bigint;
+  /** dropped is the last seq the window dropped: reads after a position before it say expired. */
+  dropped: bigint;
+  /** conversation\0origin region\0seq → inbox seq: the dedup items, one per message */
+  index: Map<string, bigint>;
+}
+
+/** MemoryInboxStoreOptions bound what the store keeps; unbounded by default. */
+export interface MemoryInboxStoreOptions {
+  /** retentionMs is how long an entry is kept (DynamoDB's TTL: INBOX_RETENTION_DAYS). */
+  retentionMs?: number;
+  /** maxEntries is how many entries of each user's inbox (per region) are kept, the newest. */
+  maxEntries?: number;
+  now?: () => number;
 }
 
 /**
  * MemoryInboxStore keeps users' inboxes in this process's memory (the embedded default). With
- * a retention, entries older than it are gone, as DynamoDB's TTL makes them; without one (the
- * default) a long-running local process grows with its traffic. As a Replica it reports what it
- * writes and takes other regions' inboxes (dev/replication).
+ * a retention, entries older than it are gone, as DynamoDB's TTL makes them, and with
+ * maxEntries only each inbox's newest are kept; without either (the default) a long-running
+ * local process grows with its traffic. Either way entries go oldest first with their dedup
+ * items, and a read after a position that was dropped says so (`expired`), as the protocol
+ * tells a device that was away too long. Dropping needs no scan: an inbox is trimmed when it is
+ * written or read, and when the age bucket of its entries passes (see AgeBuckets). As a Replica
+ * it reports what it writes and takes other regions' inboxes (dev/replication).
  */
 export class MemoryInboxStore implements InboxStore, Replica {
   readonly region: string;
   /** user → region → inbox */
   readonly #inboxes = new Map<string, Map<string, RegionInbox>>();
-  /** user\0inbox region\0conversation\0origin region\0seq → inbox seq */
-  readonly #index = new Map<string, bigint>();
+  /**
+   * conversation\0origin\0seq → the one stored copy of a message and how many entries hold
+   * it: a message goes to every member's inbox, and a copy each would cost its size each time.
+   */
+  readonly #messages = new Map<string, { message: Message; entries: number }>();
   readonly #changes = new ChangeListeners();
   readonly #retentionMs: number;
+  readonly #maxEntries: number;
   readonly #now: () => number;
+  /** ages says which inboxes (user\0region) got entries when (only with a retention) */
+  readonly #ages: AgeBuckets | undefined;
 
-  constructor(region: string, opts: { retentionMs?: number; now?: () => number } = {}) {
+  constructor(region: string, opts: MemoryInboxStoreOptions = {}) {
     this.region = region;
     this.#retentionMs = opts.retentionMs ?? Number.POSITIVE_INFINITY;
+    this.#maxEntries = opts.maxEntries ?? Number.POSITIVE_INFINITY;
     this.#now = opts.now ?? Date.now;
+    if (Number.isFinite(this.#retentionMs)) this.#ages = new AgeBuckets(this.#retentionMs);
   }
 
   async append(items: Array<{ userId: string; message: Message }>): Promise<InboxEntry[]> {
     const now = this.#now();
+    this.#expireAged(now);
     return items.map(({ userId, message }) => {
-      const key = indexKey(userId, this.region, message);
+      const key = indexKey(message);
       const inbox = this.#inbox(userId, this.region);
-      const existing = this.#index.get(key);
+      const existing = inbox.index.get(key);
       const stored = existing === undefined ? undefined : inbox.entries.get(existing);
       if (stored && !this.#expired(stored, now)) return clone(InboxEntrySchema, stored.entry);
       const seq = inbox.head + 1n;
       const entry = create(InboxEntrySchema, {
         region: this.region,
         seq,
-        message: clone(MessageSchema, message),
+        message: this.#hold(message),
       });
       inbox.entries.set(seq, { entry, atMs: now });
       inbox.head = seq;
-      this.#index.set(key, seq);
+      inbox.index.set(key, seq);
+      this.#ages?.add(inboxKey(userId, this.region), now);
+      this.#trim(inbox, now);
       const pk = keys.inbox(userId, this.region);
       this.#changes.emit(pk, keys.inboxHead(), () => seq);
       this.#changes.emit(pk, keys.inboxEntry(seq), () => ({
@@ -90,16 +119,26 @@ export class MemoryInboxStore implements InboxStore, Replica {
     const [kind, ...rest] = change.sk.split("#");
     if (kind === "e") {
       const stored = change.value as Stored;
-      inbox.entries.set(stored.entry.seq, {
-        entry: clone(InboxEntrySchema, stored.entry),
-        atMs: stored.atMs,
+      const { seq, message } = stored.entry;
+      if (seq <= inbox.dropped || !message) return; // a late copy of one dropped here
+      const before = inbox.entries.get(seq)?.entry.message;
+      const entry = create(InboxEntrySchema, {
+        region: stored.entry.region,
+        seq,
+        message: this.#hold(message),
       });
+      if (before) this.#release(before);
+      inbox.entries.set(seq, { entry, atMs: stored.atMs });
+      const now = this.#now();
+      this.#ages?.add(inboxKey(userId, region), stored.atMs);
+      this.#trim(inbox, now);
+      this.#expireAged(now);
     } else if (kind === "head") {
       inbox.head = change.value as bigint;
     } else if (kind === "x") {
       const [conversationId, originRegion, seq] = rest as [string, string, string];
-      this.#index.set(
-        indexKey(userId, region, { conversationId, originRegion, seq: BigInt(seq) }),
+      inbox.index.set(
+        indexKey({ conversationId, originRegion, seq: BigInt(seq) }),
         change.value as bigint,
       );
     } else {
@@ -116,21 +155,11 @@ export class MemoryInboxStore implements InboxStore, Replica {
         for (const [seq, stored] of inbox.entries) {
           out.push({ pk, sk: keys.inboxEntry(seq), value: stored });
         }
+        for (const [key, seq] of inbox.index) {
+          const [c, origin, m] = key.split("\u0000") as [string, string, string];
+          out.push({ pk, sk: keys.inboxDedup(c, origin, BigInt(m)), value: seq });
+        }
       }
-    }
-    for (const [key, seq] of this.#index) {
-      const [userId, region, c, origin, m] = key.split("\u0000") as [
-        string,
-        string,
-        string,
-        string,
-        string,
-      ];
-      out.push({
-        pk: keys.inbox(userId, region),
-        sk: keys.inboxDedup(c, origin, BigInt(m)),
-        value: seq,
-      });
     }
     return out;
   }
@@ -149,16 +178,12 @@ export class MemoryInboxStore implements InboxStore, Replica {
         if (last > 0n) head.set(region, last);
         continue;
       }
-      // Skip what retention removed: entries expire oldest first, so an expired entry means
+      // Skip what the window dropped: entries go oldest first, so a dropped entry means
       // everything before it is gone too.
-      let skipped = seq;
-      for (const [s, stored] of inbox.entries) {
-        if (s <= seq || !this.#expired(stored, now)) continue;
-        if (s > skipped) skipped = s;
-      }
-      if (skipped > seq) {
-        expired.set(region, skipped);
-        seq = skipped;
+      this.#trim(inbox, now);
+      if (inbox.dropped > seq) {
+        expired.set(region, inbox.dropped);
+        seq = inbox.dropped;
       }
       while (inbox.entries.has(seq + 1n)) {
         if (entries.length >= limit) {
@@ -166,7 +191,10 @@ export class MemoryInboxStore implements InboxStore, Replica {
           break;
         }
         seq++;
-        entries.push(clone(InboxEntrySchema, (inbox.entries.get(seq) as Stored).entry));
+        const stored = inbox.entries.get(seq) as Stored;
+        // Replicated entries may arrive out of order, past the trim's reach: skip them all the same.
+        if (this.#expired(stored, now)) expired.set(region, seq);
+        else entries.push(clone(InboxEntrySchema, stored.entry));
       }
       let contiguous = seq;
       while (inbox.entries.has(contiguous + 1n)) contiguous++;
@@ -179,6 +207,64 @@ export class MemoryInboxStore implements InboxStore, Replica {
     return stored.atMs + this.#retentionMs <= now;
   }
 
+  /**
+   * trim drops an inbox's oldest entries while it holds more than maxEntries or they are past
+   * the retention, each with its dedup item (a redelivered message gets a new entry, as after
+   * DynamoDB's TTL). `dropped` remembers the last, for reads to report as expired.
+   */
+  #trim(inbox: RegionInbox, now: number) {
+    for (const [seq, stored] of inbox.entries) {
+      if (inbox.entries.size <= this.#maxEntries && !this.#expired(stored, now)) return;
+      inbox.entries.delete(seq);
+      if (seq > inbox.dropped) inbox.dropped = seq;
+      const m = stored.entry.message;
+      if (!m) continue;
+      this.#release(m);
+      if (inbox.index.get(indexKey(m)) === seq) inbox.index.delete(indexKey(m));
+    }
+  }
+
+  /** hold returns the stored copy of a message for one more entry (entries never change it). */
+  #hold(message: Message): Message {
+    const key = indexKey(message);
+    let held = this.#messages.get(key);
+    if (!held) {
+      held = { message: clone(MessageSchema, message), entries: 0 };
+      this.#messages.set(key, held);
+    }
+    held.entries++;
+    return held.message;
+  }
+
+  /** release lets go of a message for one entry; the last one drops the copy. */
+  #release(message: Message) {
+    const key = indexKey(message);
+    const held = this.#messages.get(key);
+    if (held && --held.entries === 0) this.#messages.delete(key);
+  }
+
+  /** expireAged trims the inboxes whose entries of a bucket now past the retention are due. */
+  #expireAged(now: number) {
+    this.#ages?.expire(now - this.#retentionMs, (key) => {
+      const [userId, region] = key.split("\u0000") as [string, string];
+      const inbox = this.#inboxes.get(userId)?.get(region);
+      if (inbox) this.#trim(inbox, now);
+    });
+  }
+
+  /** stats counts what the store holds: for tests, which check it stays within the window. */
+  stats(): { entries: number; dedupKeys: number } {
+    let entries = 0;
+    let dedupKeys = 0;
+    for (const byRegion of this.#inboxes.values()) {
+      for (const inbox of byRegion.values()) {
+        entries += inbox.entries.size;
+        dedupKeys += inbox.index.size;
+      }
+    }
+    return { entries, dedupKeys };
+  }
+
   #inbox(userId: string, region: string): RegionInbox {
     let byRegion = this.#inboxes.get(userId);
     if (!byRegion) {
@@ -187,7 +273,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
     }
     let inbox = byRegion.get(region);
     if (!inbox) {
-      inbox = { entries: new Map(), head: 0n };
+      inbox = { entries: new Map(), head: 0n, dropped: 0n, index: new Map() };
       byRegion.set(region, inbox);
     }
     return inbox;
@@ -206,10 +292,11 @@ function lastKnown(inbox: RegionInbox, from: bigint): bigint {
   return last;
 }
 
-function indexKey(
-  userId: string,
-  inboxRegion: string,
-  m: { conversationId: string; originRegion: string; seq: bigint },
-): string {
-  return `${userId}\u0000${inboxRegion}\u0000${m.conversationId}\u0000${m.originRegion}\u0000${m.seq}`;
+function inboxKey(userId: string, region: string): string {
+  return `${userId}\u0000${region}`;
+}
+
+/** indexKey names a message (in an inbox's dedup items, and among the stored copies). */
+function indexKey(m: { conversationId: string; originRegion: string; seq: bigint }): string {
+  return `${m.conversationId}\u0000${m.originRegion}\u0000${m.seq}`;
 }
