@@ -6,10 +6,11 @@ import { cpus, release, totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { requireLibrary, requireProgram } from "../dev/backends/processes.ts";
-import { closeClients, connectClients } from "./load/clients.ts";
+import { closeClients, connectClients, type Generator } from "./load/clients.ts";
 import { measureIdle } from "./load/idle.ts";
 import { type Group, Load } from "./load/step.ts";
 import { sweep } from "./load/sweep.ts";
+import { WireStats } from "./load/wire-stats.ts";
 import { pin } from "./procfs.ts";
 import { chart } from "./report/chart.ts";
 import type { BenchParams, BenchResults, TargetResult } from "./report/results.ts";
@@ -19,11 +20,14 @@ import { launchTarget, TARGETS, type TargetName } from "./targets/launch.ts";
 const USAGE = `npm run bench -- [options]
 
   --targets LIST        comma-separated, of ${Object.keys(TARGETS).join(", ")} (default: all)
+  --generator KIND      light: pre-encoded frames, only what the load needs is decoded (default);
+                        sdk: the Connect Chat SDK and socket.io-client (see bench/README.md)
   --connections N       connections carrying the load (default 1000)
   --group-size N        members per conversation; each send reaches all of them (default 10)
   --message-bytes N     text length (default 100)
   --start-rate N        first offered rate, in sends per second (default 250; connect-chat-real
-                        starts at 1/32 of it: DynamoDB Local shares its core)
+                        starts at 1/32 of it: DynamoDB Local shares its core; connect-chat-mesh
+                        at 1/8: its processes share one core)
   --max-steps N         steps per target in the search for the highest sustained rate (default 9)
   --warmup S            seconds of warm-up per step (default 2)
   --duration S          seconds measured per step (default 8)
@@ -38,6 +42,7 @@ const USAGE = `npm run bench -- [options]
 const { values: a } = parseArgs({
   options: {
     targets: { type: "string" },
+    generator: { type: "string" },
     connections: { type: "string" },
     "group-size": { type: "string" },
     "message-bytes": { type: "string" },
@@ -77,8 +82,14 @@ for (const t of targetNames) {
     process.exit(2);
   }
 }
+const generator = (a.generator ?? "light") as Generator;
+if (generator !== "light" && generator !== "sdk") {
+  process.stderr.write(`--generator: expected light or sdk, got "${a.generator}"\n\n${USAGE}`);
+  process.exit(2);
+}
 const twoCpus = cpus().length >= 2;
 const params: BenchParams = {
+  generator,
   connections: num("connections", a.connections, quick ? 40 : 1000, 2),
   groupSize: num("group-size", a["group-size"], quick ? 4 : 10, 2),
   messageBytes: num("message-bytes", a["message-bytes"], 100, 1),
@@ -133,7 +144,7 @@ for (const name of targetNames as TargetName[]) {
   current = name;
   const result: TargetResult = { name, description: "" };
   results.targets.push(result);
-  const missing = name === "connect-chat-real" ? missingBackends() : "";
+  const missing = missingBackends(name);
   if (missing) {
     result.skipped = missing;
     say(`${name}: skipped (${missing})`);
@@ -166,7 +177,10 @@ async function run(name: TargetName, result: TargetResult) {
   result.description = target.description;
   try {
     const users = Array.from({ length: params.connections }, (_, i) => `u${i}`);
+    const wire = new WireStats();
     const clients = await connectClients(target, users, {
+      generator,
+      wire,
       progress: (n) => {
         if (n % 100 === 0) progress(`${n}/${users.length} connected`);
       },
@@ -181,7 +195,7 @@ async function run(name: TargetName, result: TargetResult) {
         members,
       });
     }
-    const load = new Load(groups, params.messageBytes);
+    const load = new Load(groups, params.messageBytes, wire);
     await load.quiet(1_000, 10_000);
     result.sweep = await sweep(target, load, {
       startSendsPerSecond: Math.max(1, params.startSendsPerSecond * TARGETS[name].startScale),
@@ -197,7 +211,7 @@ async function run(name: TargetName, result: TargetResult) {
     );
     await closeClients(clients);
     if (params.idleConnections > 0) {
-      result.idle = await measureIdle(target, params.idleConnections, progress);
+      result.idle = await measureIdle(target, params.idleConnections, progress, generator);
       say(`${name}: ${result.idle.perConnectionBytes} bytes per idle connection`);
     }
   } finally {
@@ -205,10 +219,14 @@ async function run(name: TargetName, result: TargetResult) {
   }
 }
 
-function missingBackends(): string {
+/** missingBackends says which backend programs a target needs and this machine lacks. */
+function missingBackends(name: TargetName): string {
+  if (name !== "connect-chat-real" && name !== "connect-chat-mesh") return "";
   const checks = [
     requireProgram("redis-server", "apt-get install redis-server"),
-    requireProgram("java", "a Java 17 runtime, for DynamoDB Local"),
+    ...(name === "connect-chat-real"
+      ? [requireProgram("java", "a Java 17 runtime, for DynamoDB Local")]
+      : []),
     requireProgram("python3", "apt-get install python3"),
     requireLibrary("librdkafka.so.1", "apt-get install librdkafka1"),
   ];

@@ -76,6 +76,41 @@ export function treeUsage(root: number): { cpuSeconds: number; rssBytes: number 
   return { cpuSeconds, rssBytes };
 }
 
+/**
+ * treeUsageByProcess splits a tree's CPU seconds by what each process is (see processLabel),
+ * summing processes of the same kind: which service or backend the time went to.
+ */
+export function treeUsageByProcess(root: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pid of processTree(root)) {
+    const s = readStat(pid);
+    if (!s) continue;
+    const label = pid === root ? "target" : processLabel(pid);
+    out[label] = (out[label] ?? 0) + s.cpuSeconds;
+  }
+  return out;
+}
+
+/**
+ * processLabel names a process of a target's tree: the service a `node services/<name>/main.ts`
+ * runs, or the backend program (redis-server, the mock Kafka's python, DynamoDB Local's java).
+ */
+export function processLabel(pid: number): string {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+  } catch {
+    return "exited";
+  }
+  const service = argv.map((a) => /services\/([a-z-]+)\/main\.ts$/.exec(a)?.[1]).find(Boolean);
+  if (service) return service;
+  const program = (argv[0] ?? "").split("/").pop() ?? "";
+  if (program.startsWith("redis-server")) return "redis";
+  if (program.startsWith("python") && argv.some((a) => a.includes("mock_kafka"))) return "kafka";
+  if (program === "java" || argv.some((a) => a.includes("DynamoDBLocal"))) return "dynamodb";
+  return program || "unknown";
+}
+
 /** pin restricts every thread of a process tree to the given CPUs (`taskset`); false if it cannot. */
 export function pin(root: number, cpus: string): boolean {
   try {

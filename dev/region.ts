@@ -62,6 +62,17 @@ export interface ProcessRegionOptions {
   issuer?: DevIssuer;
   /** tasks says how many gateway and messaging tasks run (default two of each). */
   tasks?: { gateways: number; messaging: number };
+  /**
+   * store "memory" runs persistence on the in-memory store instead of DynamoDB Local (which is
+   * then not started); only when the backends are started here. Default "dynamodb".
+   */
+  store?: "dynamodb" | "memory";
+  /**
+   * messagingProxy false lets each gateway call its own messaging task directly, without the
+   * failover proxy in this process (the benchmark: one messaging task, nothing to fail over
+   * to, and no proxy's CPU in the figures). Default true.
+   */
+  messagingProxy?: boolean;
 }
 
 /**
@@ -81,7 +92,7 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
   };
   try {
     const [backends, issuer] = await Promise.all([
-      opts.backends ?? startLocalBackends(),
+      opts.backends ?? startLocalBackends({ store: opts.store }),
       opts.issuer ?? startDevIssuer(),
     ]);
     if (!opts.backends) stops.push(() => backends.stop());
@@ -128,6 +139,10 @@ export async function startProcessRegion(opts: ProcessRegionOptions = {}): Promi
     const messagingFor = new Map<string, string>();
     for (const [i, gateway] of gateways.entries()) {
       const own = i % messagingTasks.length;
+      if (opts.messagingProxy === false) {
+        messagingFor.set(gateway, url(messagingTasks[own] as string));
+        continue;
+      }
       const order = [...messagingTasks.slice(own), ...messagingTasks.slice(0, own)];
       const proxy = await TcpProxy.start(
         order.map((m) => url(m)),

@@ -3,6 +3,18 @@ import { WebSocket } from "ws";
 import { ChatClient } from "../../client/index.ts";
 import type { Target } from "../targets/launch.ts";
 import type { SocketIoMessage } from "../targets/socket-io.ts";
+import { lightChatClient } from "./light-chat.ts";
+import { lightSocketIoClient } from "./light-socketio.ts";
+import { type FrameHead, Reader, readHead, SERVER_KINDS } from "./wire.ts";
+import { WireStats } from "./wire-stats.ts";
+
+/**
+ * Generator picks the clients: "light" (the default) writes pre-encoded frames and reads only
+ * what the load needs (light-chat.ts, light-socketio.ts), so that a fast target is measured at
+ * its own limit rather than the generator's; "sdk" runs the real client libraries (the
+ * Connect Chat SDK, socket.io-client), what an app costs per connection.
+ */
+export type Generator = "light" | "sdk";
 
 /** BenchClient is one connected device of the load, whatever the server speaks. */
 export interface BenchClient {
@@ -25,8 +37,16 @@ export interface BenchClient {
 export async function connectClients(
   target: Target,
   users: string[],
-  opts: { concurrency?: number; progress?: (connected: number) => void } = {},
+  opts: {
+    generator?: Generator;
+    /** wire, when given, counts every client's frames and bytes (see WireStats). */
+    wire?: WireStats;
+    concurrency?: number;
+    progress?: (connected: number) => void;
+  } = {},
 ): Promise<BenchClient[]> {
+  const generator = opts.generator ?? "light";
+  const wire = opts.wire ?? new WireStats();
   const tokens = await target.tokens(users);
   const clients: BenchClient[] = new Array(users.length);
   let next = 0;
@@ -38,8 +58,12 @@ export async function connectClients(
       const token = tokens[i] as string;
       clients[i] =
         target.protocol === "socket.io"
-          ? await socketIoClient(target.url, user)
-          : await chatClient(target.url, user, token);
+          ? generator === "light"
+            ? await lightSocketIoClient(target.url, user, wire)
+            : await socketIoClient(target.url, user, wire)
+          : generator === "light"
+            ? await lightChatClient(target.url, user, token, wire)
+            : await chatClient(target.url, user, token, wire);
       connected++;
       opts.progress?.(connected);
     }
@@ -56,13 +80,18 @@ export async function closeClients(clients: BenchClient[]): Promise<void> {
 }
 
 /** chatClient is the Connect Chat SDK: the same client an app embeds. */
-async function chatClient(url: string, userId: string, token: string): Promise<BenchClient> {
+async function chatClient(
+  url: string,
+  userId: string,
+  token: string,
+  wire: WireStats,
+): Promise<BenchClient> {
   const client = new ChatClient({
     url,
     token: () => token,
     deviceId: "bench",
     client: "bench",
-    WebSocket: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocket: countingWebSocket(wire) as typeof globalThis.WebSocket,
     requestTimeoutMs: 60_000,
   });
   let disconnects = 0;
@@ -91,14 +120,39 @@ async function chatClient(url: string, userId: string, token: string): Promise<B
   return bench;
 }
 
+const countReader = new Reader();
+const countHead: FrameHead = { requestId: 0, kind: 0, start: 0, end: 0 };
+
+/**
+ * countingWebSocket is `ws` as the SDK gets it, counting each message both ways: a constructor
+ * that returns a real socket with a listener added and `send` wrapped.
+ */
+function countingWebSocket(wire: WireStats): unknown {
+  return function CountingWebSocket(address: string, protocols?: string | string[]) {
+    const ws = new WebSocket(address, protocols);
+    ws.on("message", (data: ArrayBuffer | Buffer) => {
+      const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      readHead(countReader, bytes, countHead);
+      wire.received(bytes.length, SERVER_KINDS[countHead.kind] ?? "other");
+    });
+    const send = ws.send.bind(ws) as (data: Uint8Array | string) => void;
+    (ws as { send: (data: Uint8Array | string) => void }).send = (data) => {
+      wire.sent(typeof data === "string" ? Buffer.byteLength(data) : data.byteLength);
+      send(data);
+    };
+    return ws;
+  };
+}
+
 /** socketIoClient is socket.io-client over its WebSocket transport. */
-async function socketIoClient(url: string, userId: string): Promise<BenchClient> {
+async function socketIoClient(url: string, userId: string, wire: WireStats): Promise<BenchClient> {
   const socket: Socket = io(url, {
     transports: ["websocket"],
     auth: { user: userId },
     forceNew: true,
     reconnection: true,
   });
+  countEngine(socket, wire);
   let disconnects = 0;
   const bench: BenchClient = {
     userId,
@@ -129,4 +183,32 @@ async function socketIoClient(url: string, userId: string): Promise<BenchClient>
     socket.once("connect_error", (err) => reject(err));
   });
   return bench;
+}
+
+/**
+ * countEngine counts the Engine.IO packets of a socket.io-client socket, both ways, on every
+ * engine its manager opens. Sizes are those of the packets' text (their wire form).
+ */
+function countEngine(socket: Socket, wire: WireStats): void {
+  type Packet = { type: string; data?: unknown };
+  const size = (p: Packet) => 1 + (typeof p.data === "string" ? Buffer.byteLength(p.data) : 0);
+  const attach = () => {
+    const engine = socket.io.engine as unknown as {
+      on(event: "packet" | "packetCreate", f: (p: Packet) => void): void;
+    };
+    engine.on("packet", (p) => {
+      const data = typeof p.data === "string" ? p.data : "";
+      const kind =
+        p.type !== "message"
+          ? p.type
+          : data.startsWith('2["message"')
+            ? "message"
+            : data.startsWith("3")
+              ? "ack"
+              : "other";
+      wire.received(size(p), kind);
+    });
+    engine.on("packetCreate", (p) => wire.sent(size(p)));
+  };
+  socket.io.on("open", attach);
 }

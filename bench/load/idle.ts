@@ -1,5 +1,5 @@
 import type { Target } from "../targets/launch.ts";
-import { closeClients, connectClients } from "./clients.ts";
+import { closeClients, connectClients, type Generator } from "./clients.ts";
 
 /** IdleResult is the memory a target holds per idle, authenticated connection. */
 export interface IdleResult {
@@ -27,6 +27,7 @@ export async function measureIdle(
   target: Target,
   n: number,
   progress?: (line: string) => void,
+  generator: Generator = "light",
 ): Promise<IdleResult> {
   const settle = () => new Promise((r) => setTimeout(r, 3_000));
   const open = (prefix: string, count: number) =>
@@ -34,6 +35,7 @@ export async function measureIdle(
       target,
       Array.from({ length: count }, (_, i) => `${prefix}${i}`),
       {
+        generator,
         concurrency: 100,
         progress: (k) => {
           if (k % 500 === 0) progress?.(`${k}/${count} ${prefix} connections open`);

@@ -1,8 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { newClientMsgId } from "../../client/index.ts";
 import type { Target } from "../targets/launch.ts";
+import type { Counts } from "../targets/metrics.ts";
+import type { TargetCounters } from "../targets/protocol.ts";
 import type { BenchClient } from "./clients.ts";
 import { LatencyHistogram, type Percentiles } from "./histogram.ts";
+import { type WireSnapshot, WireStats, wireDelta } from "./wire-stats.ts";
 
 /** Group is one conversation of the scenario and its members' clients. */
 export interface Group {
@@ -25,13 +28,60 @@ export interface StepResult {
   /** serverCpuSeconds is the target's CPU time (all its processes) during the window. */
   serverCpuSeconds: number;
   cpuSecondsPer1000Deliveries: number;
+  /** serverCpuByProcess splits serverCpuSeconds by service and backend (procfs.ts). */
+  serverCpuByProcess: Record<string, number>;
   /** serverCpuPercent and loadCpuPercent are of one core. */
   serverCpuPercent: number;
   loadCpuPercent: number;
+  /** loadCpuMicrosPerDelivery is the load generator's own CPU per delivery it received. */
+  loadCpuMicrosPerDelivery: number;
   sendErrors: number;
   disconnects: number;
   /** undelivered counts deliveries of window messages still missing after the drain. */
   undelivered: number;
+  /** work is what the sends of the window cost, in total and per send. */
+  work: StepWork;
+}
+
+/**
+ * StepWork is what the target did during a step's window, from its counters, and what crossed
+ * the clients' sockets, in total and per send issued in the window.
+ */
+export interface StepWork {
+  /** sends issued in the window: the divisor of perSend. */
+  sends: number;
+  wire: WireSnapshot;
+  rpcs: Counts;
+  busPublished: Counts;
+  busConsumed: Counts;
+  /** processes: collections and JS heap allocation of each Node process of the target. */
+  processes: Record<string, ProcessWork>;
+  perSend: {
+    rpcs: number;
+    busPublished: number;
+    busConsumed: number;
+    /** frames and bytes the server wrote to clients (toClients) and read from them. */
+    framesToClients: number;
+    bytesToClients: number;
+    framesFromClients: number;
+    bytesFromClients: number;
+    /** allocatedBytes: JS heap allocated, all the target's Node processes together. */
+    allocatedBytes: number;
+  };
+  /** gcPauseMsPerSecond: collection pauses per second of window, all processes together. */
+  gcPauseMsPerSecond: number;
+  /** countersError says why the target's counters could not be read (wire figures remain). */
+  countersError?: string;
+}
+
+/** ProcessWork is one process's collections and allocation during a window. */
+export interface ProcessWork {
+  gcCount: number;
+  fullGcCount: number;
+  gcPauseMs: number;
+  allocatedBytes: number;
+  /** heapUsedBytes at the end of the window. */
+  heapUsedBytes: number;
 }
 
 interface Pending {
@@ -47,6 +97,7 @@ interface Pending {
  */
 export class Load {
   readonly #groups: Group[];
+  readonly #wire: WireStats;
   readonly #senders: Array<{ client: BenchClient; conversationId: string; fanout: number }> = [];
   readonly #text: string;
   readonly #pending = new Map<string, Pending>();
@@ -55,13 +106,16 @@ export class Load {
   #window: { start: number; end: number } | undefined;
   #deliveredInWindow = 0;
   #ackedInWindow = 0;
+  #sentInWindow = 0;
   #sendErrors = 0;
   #ack = new LatencyHistogram();
   #delivery = new LatencyHistogram();
   #sendLag = new LatencyHistogram();
 
-  constructor(groups: Group[], messageBytes: number) {
+  /** wire is what counts the clients' frames (the one their connectClients was given). */
+  constructor(groups: Group[], messageBytes: number, wire = new WireStats()) {
     this.#groups = groups;
+    this.#wire = wire;
     this.#text = "x".repeat(messageBytes);
     // Interleave senders across groups so consecutive sends hit different conversations.
     const longest = Math.max(...groups.map((g) => g.members.length));
@@ -106,6 +160,7 @@ export class Load {
     this.#sendLag = new LatencyHistogram();
     this.#deliveredInWindow = 0;
     this.#ackedInWindow = 0;
+    this.#sentInWindow = 0;
     this.#sendErrors = 0;
     const disconnectsBefore = this.#disconnects();
     const rate = opts.sendsPerSecond;
@@ -113,16 +168,14 @@ export class Load {
     const window = { start: start + opts.warmupMs, end: start + opts.warmupMs + opts.measureMs };
     this.#window = window;
     let issued = 0;
-    let before: { cpu: number; load: NodeJS.CpuUsage } | undefined;
-    let after: { cpu: number; load: NodeJS.CpuUsage } | undefined;
+    let before: Edge | undefined;
+    let after: Edge | undefined;
     await new Promise<void>((resolve) => {
       const tick = () => {
         const now = performance.now();
-        if (!before && now >= window.start) {
-          before = { cpu: target.usage().cpuSeconds, load: process.cpuUsage() };
-        }
+        if (!before && now >= window.start) before = this.#edge(target);
         if (now >= window.end) {
-          after = { cpu: target.usage().cpuSeconds, load: process.cpuUsage() };
+          after = this.#edge(target);
           resolve();
           return;
         }
@@ -152,11 +205,19 @@ export class Load {
     const undelivered = this.#measuredUndelivered();
     this.#pending.clear();
     this.#window = undefined;
-    const b = before as NonNullable<typeof before>;
-    const a = after as NonNullable<typeof after>;
+    const b = before as Edge;
+    const a = after as Edge;
     const serverCpuSeconds = a.cpu - b.cpu;
-    const loadCpu = process.cpuUsage(b.load);
+    // The generator's CPU in the window, less the harness's reading of /proc at its start.
+    const loadCpuMicros = a.load.user + a.load.system - b.load.user - b.load.system - b.own;
     const offeredDeliveries = rate * this.fanout;
+    const work = stepWork(
+      this.#sentInWindow,
+      windowSeconds,
+      wireDelta(b.wire, a.wire),
+      await b.counters,
+      await a.counters,
+    );
     return {
       offeredSendsPerSecond: rate,
       offeredDeliveriesPerSecond: Math.round(offeredDeliveries),
@@ -168,12 +229,34 @@ export class Load {
       serverCpuSeconds: round(serverCpuSeconds, 2),
       cpuSecondsPer1000Deliveries:
         deliveredInWindow === 0 ? 0 : round((serverCpuSeconds * 1000) / deliveredInWindow, 4),
+      serverCpuByProcess: cpuDelta(b.cpuByProcess, a.cpuByProcess),
       serverCpuPercent: Math.round((serverCpuSeconds / windowSeconds) * 100),
-      loadCpuPercent: Math.round(((loadCpu.user + loadCpu.system) / 1e6 / windowSeconds) * 100),
+      loadCpuPercent: Math.round((loadCpuMicros / 1e6 / windowSeconds) * 100),
+      loadCpuMicrosPerDelivery:
+        deliveredInWindow === 0 ? 0 : round(loadCpuMicros / deliveredInWindow, 2),
       sendErrors: this.#sendErrors,
       disconnects: this.#disconnects() - disconnectsBefore,
       undelivered,
+      work,
     };
+  }
+
+  /**
+   * edge reads everything at one edge of the window: the target's CPU (from /proc, at once),
+   * its counters (asked over IPC, answered a few milliseconds later), the wire counts and the
+   * generator's CPU. Reading /proc is this process's own work, not the load's: its cost is
+   * measured and taken out of the load's CPU.
+   */
+  #edge(target: Target): Edge {
+    const load = process.cpuUsage();
+    const wire = this.#wire.snapshot();
+    const cpu = target.usage().cpuSeconds;
+    const cpuByProcess = target.usageByProcess();
+    const counters = target
+      .counters()
+      .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const own = process.cpuUsage(load);
+    return { cpu, cpuByProcess, counters, wire, load, own: own.user + own.system };
   }
 
   #lastProgress = -1;
@@ -184,7 +267,10 @@ export class Load {
     const id = newClientMsgId();
     const w = this.#window;
     const measured = w !== undefined && t0 >= w.start && t0 < w.end;
-    if (measured) this.#sendLag.record(performance.now() - t0);
+    if (measured) {
+      this.#sendLag.record(performance.now() - t0);
+      this.#sentInWindow++;
+    }
     this.#pending.set(id, { t0, remaining: s.fanout, measured });
     s.client.send(s.conversationId, id, this.#text).then(
       () => {
@@ -234,6 +320,84 @@ export class Load {
     for (const g of this.#groups) for (const c of g.members) n += c.disconnects;
     return n;
   }
+}
+
+/** Edge is what is read at each edge of a step's window. */
+interface Edge {
+  cpu: number;
+  cpuByProcess: Record<string, number>;
+  counters: Promise<TargetCounters | Error>;
+  wire: WireSnapshot;
+  load: NodeJS.CpuUsage;
+  /** own is the CPU (µs) this edge's reading of /proc took the generator's process. */
+  own: number;
+}
+
+/** stepWork is the difference of the window's two edges, in total and per send. */
+function stepWork(
+  sends: number,
+  windowSeconds: number,
+  wire: WireSnapshot,
+  before: TargetCounters | Error,
+  after: TargetCounters | Error,
+): StepWork {
+  const per = (n: number) => (sends === 0 ? 0 : round(n / sends, 2));
+  const sum = (c: Counts) => Object.values(c).reduce((n, x) => n + x, 0);
+  const failed = before instanceof Error ? before : after instanceof Error ? after : undefined;
+  const b = before instanceof Error ? undefined : before;
+  const a = after instanceof Error ? undefined : after;
+  const rpcs = a && b ? countsDelta(b.rpcs, a.rpcs) : {};
+  const busPublished = a && b ? countsDelta(b.busPublished, a.busPublished) : {};
+  const busConsumed = a && b ? countsDelta(b.busConsumed, a.busConsumed) : {};
+  const processes: Record<string, ProcessWork> = {};
+  for (const [name, end] of Object.entries(a?.processes ?? {})) {
+    const start = b?.processes[name];
+    if (!start) continue;
+    processes[name] = {
+      gcCount: end.gcCount - start.gcCount,
+      fullGcCount: end.fullGcCount - start.fullGcCount,
+      gcPauseMs: round(end.gcPauseMs - start.gcPauseMs, 1),
+      allocatedBytes: end.allocatedBytes - start.allocatedBytes,
+      heapUsedBytes: end.heapUsedBytes,
+    };
+  }
+  const all = Object.values(processes);
+  return {
+    sends,
+    wire,
+    rpcs,
+    busPublished,
+    busConsumed,
+    processes,
+    perSend: {
+      rpcs: per(sum(rpcs)),
+      busPublished: per(sum(busPublished)),
+      busConsumed: per(sum(busConsumed)),
+      framesToClients: per(wire.framesIn),
+      bytesToClients: per(wire.bytesIn),
+      framesFromClients: per(wire.framesOut),
+      bytesFromClients: per(wire.bytesOut),
+      allocatedBytes: Math.round(per(all.reduce((n, p) => n + p.allocatedBytes, 0))),
+    },
+    gcPauseMsPerSecond: round(all.reduce((n, p) => n + p.gcPauseMs, 0) / windowSeconds, 1),
+    ...(failed ? { countersError: failed.message } : {}),
+  };
+}
+
+/** countsDelta is b − a by key, leaving out what did not change. */
+function countsDelta(a: Counts, b: Counts): Counts {
+  const out: Counts = {};
+  for (const [k, n] of Object.entries(b)) {
+    const d = n - (a[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+function cpuDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(b)) out[k] = round(n - (a[k] ?? 0), 2);
+  return out;
 }
 
 function round(x: number, digits: number): number {

@@ -1,4 +1,5 @@
 import type { Target } from "../targets/launch.ts";
+import type { TargetCounters } from "../targets/protocol.ts";
 import type { Load, StepResult } from "./step.ts";
 
 /** SweepOptions shape the search for the highest sustained rate. */
@@ -14,10 +15,28 @@ export interface SweepOptions {
 
 /** SweepResult holds every step, the best sustained one, and the step at half its rate. */
 export interface SweepResult {
+  /** idle is what the target did with its clients connected and no load. */
+  idle?: IdleWork;
   /** steps in the order run; settleSeconds is how long the target took to calm down after. */
   steps: Array<StepResult & { sustained: boolean; why: string; settleSeconds?: number }>;
   maxSustained?: StepResult;
   halfMax?: StepResult;
+}
+
+/**
+ * IdleWork is the target's background with its clients connected and no load (heartbeats,
+ * the delivery canary, bus consumers polling, timers): the part of every step's figures that
+ * does not come from the sends.
+ */
+export interface IdleWork {
+  /** cpuShare: the share of a core it settled at (see idleShare). */
+  cpuShare: number;
+  /** per second over a quiet window: RPCs served, bus records published, JS heap allocated
+   * and collection pauses (all its Node processes). */
+  rpcsPerSecond: number;
+  busPublishedPerSecond: number;
+  allocatedBytesPerSecond: number;
+  gcPauseMsPerSecond: number;
 }
 
 /**
@@ -40,7 +59,7 @@ export async function sweep(target: Target, load: Load, o: SweepOptions): Promis
     const step: SweepResult["steps"][number] = { ...r, sustained: why === "", why };
     steps.push(step);
     o.progress?.(
-      `${rate} sends/s → ${r.achievedDeliveriesPerSecond} deliveries/s, p99 ${r.delivery.p99.toFixed(1)} ms${why ? ` (${why})` : ""}`,
+      `${rate} sends/s → ${r.achievedDeliveriesPerSecond} deliveries/s, p99 ${r.delivery.p99.toFixed(1)} ms, load ${r.loadCpuMicrosPerDelivery} µs/delivery${why ? ` (${why})` : ""}`,
     );
     // Let an overloaded step's backlog drain before the next one: first the deliveries, then
     // whatever the target still does on their account (pushes due later, receipts, backends).
@@ -48,7 +67,8 @@ export async function sweep(target: Target, load: Load, o: SweepOptions): Promis
     step.settleSeconds = await settle(target, idleCpu, o.progress);
     return step;
   };
-  const idleCpu = await cpuShare(target, 2_000);
+  const idleCpu = await idleShare(target, o.progress);
+  const idle = await idleWork(target, idleCpu, 2_000);
 
   let good: StepResult | undefined;
   let bad: number | undefined;
@@ -74,9 +94,49 @@ export async function sweep(target: Target, load: Load, o: SweepOptions): Promis
     if (s.sustained) good = s;
     else bad = mid;
   }
-  if (!good) return { steps };
+  if (!good) return { idle, steps };
   const halfMax = await run(good.offeredSendsPerSecond / 2);
-  return { steps, maxSustained: good, halfMax };
+  return { idle, steps, maxSustained: good, halfMax };
+}
+
+/**
+ * idleShare is the CPU share the target settles at with its clients connected and no load:
+ * the least of one-second samples, taken until two in a row agree (up to 20 s). Clients that
+ * just connected leave work behind (a target of several processes replays inboxes, joins
+ * presence), and a baseline taken during it would let every later step "settle" while a
+ * backlog still drains.
+ */
+async function idleShare(target: Target, progress?: (line: string) => void): Promise<number> {
+  let least = await cpuShare(target, 1_000);
+  for (let i = 0; i < 20; i++) {
+    const share = await cpuShare(target, 1_000);
+    const settled = Math.abs(share - least) < 0.05;
+    least = Math.min(least, share);
+    if (settled) break;
+    progress?.(`waiting for the target to idle: ${Math.round(share * 100)}% CPU`);
+  }
+  return least;
+}
+
+/** idleWork reads the target's counters across `ms` of no load. */
+async function idleWork(target: Target, cpuShare: number, ms: number): Promise<IdleWork> {
+  const before = await target.counters();
+  const started = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const after = await target.counters();
+  const seconds = (performance.now() - started) / 1000;
+  const rate = (f: (c: TargetCounters) => number) =>
+    Math.round(((f(after) - f(before)) / seconds) * 10) / 10;
+  const sum = (c: Record<string, number>) => Object.values(c).reduce((n, x) => n + x, 0);
+  const processes = (c: TargetCounters, f: (p: TargetCounters["processes"][string]) => number) =>
+    Object.values(c.processes).reduce((n, p) => n + f(p), 0);
+  return {
+    cpuShare: Math.round(cpuShare * 100) / 100,
+    rpcsPerSecond: rate((c) => sum(c.rpcs)),
+    busPublishedPerSecond: rate((c) => sum(c.busPublished)),
+    allocatedBytesPerSecond: Math.round(rate((c) => processes(c, (p) => p.allocatedBytes))),
+    gcPauseMsPerSecond: rate((c) => processes(c, (p) => p.gcPauseMs)),
+  };
 }
 
 /** cpuShare is the share of one CPU the target used over the next `ms`. */

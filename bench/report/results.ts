@@ -16,6 +16,8 @@ export interface TargetResult {
 
 /** BenchParams are the scenario's parameters. */
 export interface BenchParams {
+  /** generator: the load's clients (light: pre-encoded frames; sdk: the client libraries). */
+  generator: "light" | "sdk";
   connections: number;
   groupSize: number;
   messageBytes: number;

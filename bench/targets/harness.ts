@@ -1,4 +1,5 @@
-import type { TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
+import { Probe } from "./probe.ts";
+import type { TargetCounters, TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
 
 /** Started is a target server that is up: where clients connect, and how to stop it. */
 export interface Started {
@@ -8,6 +9,16 @@ export interface Started {
   description: string;
   /** tokens returns what each user presents to authenticate (the user id when there is no auth). */
   tokens(users: string[]): Promise<string[]>;
+  /**
+   * counters, for targets with services, reads their work so far (RPCs, bus records) and the
+   * collections of processes other than this one; the harness adds its own.
+   */
+  counters?(): Promise<Partial<TargetCounters>>;
+  /**
+   * memory, for targets whose connections live in another process (a gateway task), collects
+   * garbage there and reads that process's memory; by default, this process's.
+   */
+  memory?(): Promise<TargetMemory>;
   stop(): Promise<void>;
 }
 
@@ -18,6 +29,8 @@ export interface Started {
 export async function runTarget(start: () => Promise<Started>): Promise<void> {
   const send = (m: TargetMessage) => process.send?.(m);
   if (!process.send) throw new Error("a benchmark target runs as a child of `npm run bench`");
+  // From the start, so that every collection of the run is seen.
+  const probe = new Probe();
   let started: Started;
   try {
     started = await start();
@@ -39,7 +52,20 @@ export async function runTarget(start: () => Promise<Started>): Promise<void> {
       if (req.type === "tokens") {
         send({ type: "reply", id: req.id, tokens: await started.tokens(req.users) });
       } else if (req.type === "memory") {
-        send({ type: "reply", id: req.id, memory: collectMemory() });
+        // Sampling first empties the probe's records, which would otherwise count as memory.
+        probe.sample();
+        const memory = started.memory ? await started.memory() : collectMemory();
+        send({ type: "reply", id: req.id, memory });
+      } else if (req.type === "counters") {
+        const own = probe.sample();
+        const theirs = (await started.counters?.()) ?? {};
+        const counters: TargetCounters = {
+          processes: { target: own, ...theirs.processes },
+          rpcs: theirs.rpcs ?? {},
+          busPublished: theirs.busPublished ?? {},
+          busConsumed: theirs.busConsumed ?? {},
+        };
+        send({ type: "reply", id: req.id, counters });
       } else if (req.type === "stop") {
         await started.stop();
         send({ type: "reply", id: req.id });

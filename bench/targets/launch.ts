@@ -1,13 +1,15 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { pin, treeUsage } from "../procfs.ts";
-import type { TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
+import { pin, treeUsage, treeUsageByProcess } from "../procfs.ts";
+import type { TargetCounters, TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
 
 /**
  * TARGETS are the servers the benchmark can run, by name. startScale scales the sweep's
  * start rate: DynamoDB Local (a JVM) shares the target's one core with the region and the
  * other backends and manages a few sends per second, so starting where the others do would
- * bury its later steps under the first one's backlog.
+ * bury its later steps under the first one's backlog. The mesh (four service processes and
+ * their Kafka consumers on one core) saturates near 30 sends/s here, and a backlog left in
+ * Kafka takes its consumers long to work off: it starts at 1/8.
  */
 export const TARGETS = {
   "connect-chat": {
@@ -21,6 +23,12 @@ export const TARGETS = {
     args: ["real"],
     protocol: "chat.v1",
     startScale: 1 / 32,
+  },
+  "connect-chat-mesh": {
+    entry: "connect-chat-mesh.ts",
+    args: [],
+    protocol: "chat.v1",
+    startScale: 1 / 8,
   },
   "raw-ws": { entry: "raw-ws.ts", args: [], protocol: "chat.v1", startScale: 1 },
   "socket.io": { entry: "socket-io.ts", args: [], protocol: "socket.io", startScale: 1 },
@@ -41,6 +49,10 @@ export interface Target {
   memory(): Promise<TargetMemory>;
   /** usage reads CPU seconds and resident memory of the target and its child processes. */
   usage(): { cpuSeconds: number; rssBytes: number };
+  /** usageByProcess splits the tree's CPU seconds by service or backend (procfs.ts). */
+  usageByProcess(): Record<string, number>;
+  /** counters reads the target's work and its processes' collections so far (cumulative). */
+  counters(): Promise<TargetCounters>;
   stop(): Promise<void>;
 }
 
@@ -70,6 +82,8 @@ export async function launchTarget(
       ...(opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : []),
     ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // A target of several processes passes the profile on to them (connect-chat-mesh).
+    env: { ...process.env, ...(opts.profileDir ? { BENCH_PROFILE_DIR: opts.profileDir } : {}) },
   });
   const pid = child.pid as number;
   const killOnExit = () => child.kill("SIGKILL");
@@ -120,6 +134,12 @@ export async function launchTarget(
       return reply.memory;
     },
     usage: () => treeUsage(pid),
+    usageByProcess: () => treeUsageByProcess(pid),
+    async counters() {
+      const reply = await ask({ type: "counters" }, 30_000);
+      if (!reply.counters) throw new Error(`${name} sent no counters`);
+      return reply.counters;
+    },
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

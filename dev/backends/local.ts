@@ -12,7 +12,10 @@ export interface LocalBackends {
   readonly env: NodeJS.ProcessEnv;
   /** description says where each backend listens. */
   readonly description: string;
-  /** dynamo and kafka say where the table and the brokers are, for the replication stand-ins. */
+  /**
+   * dynamo and kafka say where the table and the brokers are, for the replication stand-ins
+   * (with `store: "memory"` no DynamoDB Local runs: dynamo.endpoint is empty).
+   */
   readonly dynamo: { endpoint: string; table: string };
   readonly kafka: { brokers: string[] };
   /**
@@ -37,21 +40,30 @@ export interface LocalBackends {
  * regions, named `<region>.<topic>`), and says how to configure services for them. With
  * `persistent`, DynamoDB Local keeps its data on disk, so it survives an outage; with
  * `kafkaBrokers`, the mock cluster has that many brokers and every topic a replica on each.
+ * With `store: "memory"`, DynamoDB Local is not started and the services are configured with
+ * the in-memory store (CHAT_STORE=memory): fine for a region whose one persistence process is
+ * the only one to hold the store, and free of the emulator's limits (the benchmark).
  */
 export async function startLocalBackends(
-  opts: { persistent?: boolean; mirrorsOf?: readonly string[]; kafkaBrokers?: number } = {},
+  opts: {
+    persistent?: boolean;
+    mirrorsOf?: readonly string[];
+    kafkaBrokers?: number;
+    store?: "dynamodb" | "memory";
+  } = {},
 ): Promise<LocalBackends> {
   const brokers = opts.kafkaBrokers ?? 1;
+  const withDynamo = (opts.store ?? "dynamodb") === "dynamodb";
   const [dynamo, redis, kafka] = await Promise.all([
-    startDynamoLocal({ persistent: opts.persistent }),
+    withDynamo ? startDynamoLocal({ persistent: opts.persistent }) : undefined,
     startRedis(),
     startMockKafka({ brokers }),
   ]);
   const stop = async () => {
-    for (const b of [kafka, redis, dynamo]) await b.stop().catch(() => undefined);
+    for (const b of [kafka, redis, dynamo]) await b?.stop().catch(() => undefined);
   };
   try {
-    await dynamo.createTable(TABLE);
+    await dynamo?.createTable(TABLE);
     for (const t of Object.values(TOPICS)) {
       for (const name of topicNames(t, opts.mirrorsOf ?? [])) {
         await kafka.createTopic(name, 8, brokers);
@@ -61,31 +73,36 @@ export async function startLocalBackends(
     await stop();
     throw err;
   }
+  const store: NodeJS.ProcessEnv = dynamo
+    ? {
+        CHAT_STORE: "dynamodb",
+        DYNAMODB_ENDPOINT: dynamo.endpoint,
+        DYNAMODB_TABLE: TABLE,
+        AWS_REGION: "us-east-1",
+      }
+    : { CHAT_STORE: "memory" };
   return {
     env: {
-      CHAT_STORE: "dynamodb",
-      DYNAMODB_ENDPOINT: dynamo.endpoint,
-      DYNAMODB_TABLE: TABLE,
-      AWS_REGION: "us-east-1",
+      ...store,
       CHAT_REGISTRY: "redis",
       REDIS_URL: redis.url,
       CHAT_BUS: "kafka",
       KAFKA_BROKERS: kafka.brokers.join(","),
     },
-    description: `dynamodb ${dynamo.endpoint}, redis ${redis.url}, kafka ${kafka.brokers.join(",")}`,
-    dynamo: { endpoint: dynamo.endpoint, table: TABLE },
+    description: `${dynamo ? `dynamodb ${dynamo.endpoint}` : "store in memory"}, redis ${redis.url}, kafka ${kafka.brokers.join(",")}`,
+    dynamo: { endpoint: dynamo?.endpoint ?? "", table: TABLE },
     kafka: { brokers: kafka.brokers },
     async outage() {
-      await Promise.all([dynamo.kill(), redis.kill(), kafka.down(-1)]);
+      await Promise.all([dynamo?.kill(), redis.kill(), kafka.down(-1)]);
     },
     async recover() {
-      await Promise.all([dynamo.start(), redis.start(), kafka.up(-1)]);
+      await Promise.all([dynamo?.start(), redis.start(), kafka.up(-1)]);
     },
     busDown: (down) => (down ? kafka.down(-1) : kafka.up(-1)),
     brokerDown: (id, down) => (down ? kafka.down(id) : kafka.up(id)),
     freeze(frozen) {
       const sig = frozen ? "SIGSTOP" : "SIGCONT";
-      dynamo.signal(sig);
+      dynamo?.signal(sig);
       redis.signal(sig);
       kafka.signal(sig);
     },
