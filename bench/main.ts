@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { requireLibrary, requireProgram } from "../dev/backends/processes.ts";
 import { closeClients, connectClients, type Generator } from "./load/clients.ts";
 import { measureIdle } from "./load/idle.ts";
+import { soak, soakTable } from "./load/soak.ts";
 import { type Group, Load } from "./load/step.ts";
 import { sweep } from "./load/sweep.ts";
 import { WireStats } from "./load/wire-stats.ts";
@@ -37,6 +38,9 @@ const USAGE = `npm run bench -- [options]
   --profile DIR         write a CPU profile of each target run (node --cpu-prof) into DIR
   --no-pin              do not pin targets to CPU 0 and the load generator to CPU 1
   --quick               a small, fast run (to check the benchmark works)
+  --soak MINUTES        instead of the search: MINUTES one-minute windows at --rate, reporting
+                        latency, losses, memory and CPU per window (writes soak.md too)
+  --rate N              the soak's offered rate, in sends per second
 `;
 
 const { values: a } = parseArgs({
@@ -56,6 +60,8 @@ const { values: a } = parseArgs({
     profile: { type: "string" },
     "no-pin": { type: "boolean" },
     quick: { type: "boolean" },
+    soak: { type: "string" },
+    rate: { type: "string" },
     help: { type: "boolean" },
   },
   strict: true,
@@ -106,6 +112,13 @@ if (params.connections % params.groupSize !== 0) {
   process.exit(2);
 }
 const outDir = a.out ?? join(import.meta.dirname, "results", "local");
+const soakMinutes = a.soak === undefined ? 0 : num("soak", a.soak, 10, 1);
+const soakRate = num("rate", a.rate, 0, 0);
+if (soakMinutes > 0 && soakRate < 1) {
+  process.stderr.write("--soak needs --rate (sends per second)\n");
+  process.exit(2);
+}
+const soaks: string[] = [];
 
 const tty = process.stderr.isTTY;
 let current = "";
@@ -164,6 +177,11 @@ writeFileSync(join(outDir, "results.json"), `${JSON.stringify(results, null, 2)}
 writeFileSync(join(outDir, "chart.svg"), await chart(results));
 const summary = summarize(results, "chart.svg");
 writeFileSync(join(outDir, "summary.md"), summary);
+if (soaks.length > 0) {
+  const head = `# Soak\n\n\`${results.command}\`, commit ${results.commit}, ${results.startedAt}\n\n`;
+  writeFileSync(join(outDir, "soak.md"), `${head}${soaks.join("\n")}`);
+  process.stdout.write(`\n${soaks.join("\n")}`);
+}
 process.stdout.write(`\n${summary}\nWritten to ${relative(process.cwd(), outDir) || "."}/\n`);
 process.exit(results.targets.some((t) => t.error) ? 1 : 0);
 
@@ -197,6 +215,17 @@ async function run(name: TargetName, result: TargetResult) {
     }
     const load = new Load(groups, params.messageBytes, wire);
     await load.quiet(1_000, 10_000);
+    if (soakMinutes > 0) {
+      const s = await soak(target, load, {
+        sendsPerSecond: soakRate,
+        minutes: soakMinutes,
+        progress,
+      });
+      soaks.push(soakTable(name, s));
+      say(`${name}: soak done, ${s.lost} lost`);
+      await closeClients(clients);
+      return;
+    }
     result.sweep = await sweep(target, load, {
       startSendsPerSecond: Math.max(1, params.startSendsPerSecond * TARGETS[name].startScale),
       maxSteps: params.maxSteps,
