@@ -193,14 +193,17 @@ export function busContract(
     );
     const all = [...held(a), ...held(b)].sort((x, y) => x - y);
     await first.close();
+    // The member left takes over the other's share (and any partition that was between owners
+    // when the shares were read: a superset of them, not necessarily equal).
+    const takenOver = () => {
+      const left = mine()[0];
+      return left !== undefined && all.every((p) => held(left).includes(p));
+    };
     await until(
-      () =>
-        mine().length === 1 &&
-        mine()[0]?.state === "consuming" &&
-        held(mine()[0] as ConsumerStatus).length === all.length,
+      () => mine().length === 1 && mine()[0]?.state === "consuming" && takenOver(),
       () => JSON.stringify(mine()),
     );
-    t.deepEqual(held(mine()[0] as ConsumerStatus), all, "the member left holds every partition");
+    t.true(takenOver(), "the member left holds every partition the two held");
   });
 
   test(`${name}: a batch whose handler throws is delivered again`, async (t) => {

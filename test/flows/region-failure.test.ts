@@ -186,11 +186,11 @@ test("clients of a killed region fail over and keep chatting: every acked send a
   await bobSaw.count(1, dm.id);
 
   const moved = alice.once("region", (r) => r.from === home && r.to === other);
-  const acked: string[] = [];
+  const acked: Array<{ text: string; origin: string }> = [];
   const sending = (async () => {
     for (let i = 1; i <= 10; i++) {
-      await alice.send(dm.id, `m${i}`);
-      acked.push(`m${i}`);
+      const m = await alice.send(dm.id, `m${i}`);
+      acked.push({ text: `m${i}`, origin: m.originRegion });
     }
   })();
   await new Promise((r) => setTimeout(r, 30));
@@ -201,19 +201,32 @@ test("clients of a killed region fail over and keep chatting: every acked send a
   await within(sending, 20_000, "every send acknowledged");
   t.is(acked.length, 10);
   const all = Array.from({ length: 11 }, (_, i) => `m${i}`);
-  await bobSaw.count(11, dm.id, 15_000);
+  // During the outage, every send the survivor acked reaches bob. One the dead region acked
+  // may have been persisted there and not replicated yet: that is the replication-lag window,
+  // and it arrives after the heal (checked below), never lost.
+  const survivors = acked.filter((a) => a.origin === other).map((a) => a.text);
+  t.true(survivors.length > 0, "alice sent in the other region");
+  await bobSaw.until(
+    (ms) => survivors.every((text) => ms.some((m) => m.content.value === text)),
+    15_000,
+    `bob seeing ${survivors.join(", ")}`,
+  );
   // Arrival order across origins is not promised: m1, acked by the killed region, may come
   // after m2.. sent in the other one (its live delivery died with the region; the table brings
-  // it). Display order, each origin's own order, and once each, are.
-  t.deepEqual(displayed(bobSaw), all, "bob saw every acked send once, in display order");
+  // it). Each origin's own order, and once each, are.
   t.true(inOriginOrder(bobSaw), "each origin's messages arrived in seq order");
 
   await regions.region(home).start();
   await regions.converged(30_000);
   await alice.send(dm.id, "after the heal");
-  await bobSaw.count(12, dm.id, 10_000);
+  await bobSaw.count(12, dm.id, 15_000);
   await new Promise((r) => setTimeout(r, 500));
-  t.deepEqual(displayed(bobSaw), [...all, "after the heal"], "nothing shown twice after the heal");
+  t.deepEqual(
+    displayed(bobSaw),
+    [...all, "after the heal"],
+    "after the heal bob has seen every acked send once, in display order",
+  );
+  t.true(inOriginOrder(bobSaw), "each origin's messages arrived in seq order");
   for (const r of regions.regions) {
     const reader = await connectIn(t, regions, r.name, "bob", `reader-${r.name}`);
     const h = await reader.history(dm.id, { limit: 100 });
