@@ -41,7 +41,7 @@ await runTarget(async () => {
     description:
       kind === "real"
         ? "Connect Chat, all four services in one process, on DynamoDB Local, redis-server and mock Kafka (child processes)"
-        : "Connect Chat, all four services in one process (gRPC over loopback), embedded backends",
+        : "Connect Chat, all four services in one process (calling each other in-process), embedded backends",
     tokens: (users) => Promise.all(users.map((u) => region.token(u))),
     async counters() {
       return { ...(await scrapeServices(metricsUrls)), busPublished: { ...published } };
