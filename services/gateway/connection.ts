@@ -33,6 +33,7 @@ import {
 } from "./codec.ts";
 import { capHistory, historyLimit } from "./history-cap.ts";
 import { type LiveFrame, ReplayGate } from "./replay-gate.ts";
+import { Turns } from "./turns.ts";
 
 /** Close codes the gateway uses (besides the standard 1000 and 1009). */
 export const CLOSE = {
@@ -107,14 +108,12 @@ export interface ConnectionHost {
 
 /**
  * PAGE_REQUESTS are the requests whose answers can be large (a history page of 200 messages
- * of 16 KB is 3.2 MB, a sync replays a whole inbox): they run a few at a time per connection,
- * since what they bring back is held in memory until it is sent.
+ * of 16 KB is 3.2 MB): they run a few at a time per connection, since what they bring back is
+ * held in memory until it is sent. A sync (a whole inbox replayed) is one too, but its turn
+ * lasts until its replay ends, which may take seconds under load: syncs take turns of their
+ * own, one at a time, so that they never hold up history pages.
  */
-const PAGE_REQUESTS = new Set<ClientFrame["kind"]["case"]>([
-  "getHistory",
-  "listConversations",
-  "sync",
-]);
+const PAGE_REQUESTS = new Set<ClientFrame["kind"]["case"]>(["getHistory", "listConversations"]);
 
 /**
  * Connection is one client WebSocket: it authenticates the hello, turns client frames into
@@ -136,9 +135,9 @@ export class Connection {
   #opened: Promise<boolean> | undefined;
   #sends: Promise<void> = Promise.resolve();
   #inflight = 0;
-  /** pageRequests counts the page requests running; pageWaiters those waiting for a turn. */
-  #pageRequests = 0;
-  readonly #pageWaiters: Array<(run: boolean) => void> = [];
+  /** pages are the turns of page requests; syncs those of syncs (see PAGE_REQUESTS). */
+  readonly #pages: Turns;
+  readonly #syncs = new Turns(1);
   /**
    * abandon aborts when the connection closes: the calls it made are cancelled and the
    * requests still waiting never run, since their answers could not be sent.
@@ -156,6 +155,7 @@ export class Connection {
     this.#ws = ws;
     this.encoding = encoding;
     this.#host = host;
+    this.#pages = new Turns(host.maxPageRequestsInFlight);
     this.#gate = new ReplayGate({
       write: (frame) => this.#deliverNow(frame),
       onTimeout: (held) =>
@@ -351,11 +351,16 @@ export class Connection {
     }
     this.#inflight++;
     const run = async () => {
+      const turns = PAGE_REQUESTS.has(frame.kind.case)
+        ? this.#pages
+        : frame.kind.case === "sync"
+          ? this.#syncs
+          : undefined;
       let turn = false;
       try {
         if ((await this.#opened) !== true) return;
-        if (PAGE_REQUESTS.has(frame.kind.case)) {
-          turn = await this.#pageTurn();
+        if (turns) {
+          turn = await turns.take();
           if (!turn) return;
         }
         if (this.#abandon.signal.aborted) return;
@@ -363,7 +368,7 @@ export class Connection {
       } catch (err) {
         this.#rpcError(frame.requestId, err);
       } finally {
-        if (turn) this.#endPageTurn();
+        if (turn) turns?.give();
         this.#inflight--;
         if (this.#inflight === 0) this.#idle?.();
       }
@@ -373,26 +378,6 @@ export class Connection {
     } else {
       void run();
     }
-  }
-
-  /**
-   * pageTurn waits until fewer than maxPageRequestsInFlight page requests run, and takes a
-   * turn; false when the connection closed first.
-   */
-  #pageTurn(): Promise<boolean> {
-    if (this.#abandon.signal.aborted) return Promise.resolve(false);
-    if (this.#pageRequests < this.#host.maxPageRequestsInFlight) {
-      this.#pageRequests++;
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => this.#pageWaiters.push(resolve));
-  }
-
-  /** endPageTurn hands a finished page request's turn to the next one waiting, in order. */
-  #endPageTurn(): void {
-    const next = this.#pageWaiters.shift();
-    if (next) next(true);
-    else this.#pageRequests--;
   }
 
   async #hello(requestId: number, hello: Hello): Promise<void> {
@@ -627,7 +612,8 @@ export class Connection {
     const wasOpen = this.#state === "open" || this.#state === "closed";
     this.#state = "closed";
     this.#abandon.abort();
-    for (const waiter of this.#pageWaiters.splice(0)) waiter(false);
+    this.#pages.close();
+    this.#syncs.close();
     this.#gate.close();
     clearTimeout(this.#expiry);
     clearTimeout(this.#helloTimer);
