@@ -304,7 +304,15 @@ export class Connection {
       return;
     }
     if (!this.#takeToken()) {
-      this.#error(0, ErrorCode.RESOURCE_EXHAUSTED, "too many frames; slow down", "", true);
+      // Answered on the frame's request id when readable, so that the request fails at once
+      // (retryable) instead of waiting out the client's timeout.
+      this.#error(
+        requestIdOf(data, isBinary),
+        ErrorCode.RESOURCE_EXHAUSTED,
+        "too many frames; slow down",
+        "",
+        true,
+      );
       return;
     }
     const decoded = decodeClientFrame(data, isBinary, this.encoding);

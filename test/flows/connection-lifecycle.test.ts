@@ -102,6 +102,7 @@ test("a client sending too fast is slowed down with a retryable error", async (t
   if (err.kind.case !== "error") return t.fail();
   t.is(err.kind.value.code, ErrorCode.RESOURCE_EXHAUSTED);
   t.true(err.kind.value.retryable);
+  t.true(err.requestId >= 100, "answered on the refused request's id, which then fails at once");
   t.is(raw.closed, undefined, "the connection stays open");
 });
 
