@@ -805,7 +805,29 @@ export class ChatClient extends Emitter<ChatClientEvents> {
 
   // --- requests -----------------------------------------------------------------------------
 
+  /**
+   * request sends a request and resolves with its answer. One refused only for rate
+   * (RESOURCE_EXHAUSTED, retryable: the connection sent too many frames) is sent again after
+   * 0.5–1 s, for as long as requestTimeoutMs allows; any other error is the caller's.
+   */
   async #request(kind: ClientKind): Promise<ServerFrame> {
+    const deadline = Date.now() + this.#o.requestTimeoutMs;
+    for (;;) {
+      try {
+        return await this.#requestOnce(kind);
+      } catch (err) {
+        const slowDown =
+          err instanceof ChatClientError &&
+          err.retryable &&
+          err.code === ErrorCode.RESOURCE_EXHAUSTED;
+        const pause = 500 + Math.floor(Math.random() * 500);
+        if (!slowDown || Date.now() + pause >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
+
+  async #requestOnce(kind: ClientKind): Promise<ServerFrame> {
     if (this.#state === "idle") await this.connect();
     if (this.#state !== "connected") {
       await Promise.race([

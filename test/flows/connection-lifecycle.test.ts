@@ -106,6 +106,16 @@ test("a client sending too fast is slowed down with a retryable error", async (t
   t.is(raw.closed, undefined, "the connection stays open");
 });
 
+test("the SDK sends a request refused for rate again, and it succeeds", async (t) => {
+  const region = await withRegion(t, { env: { FRAMES_PER_SECOND: "5" } });
+  const client = await connect(t, region, "hasty");
+  const dm = await client.createDirect("calm");
+  // Twenty requests at once: beyond the burst of ten, each is refused once or more, then
+  // answered when the SDK sends it again.
+  const pages = await Promise.all(Array.from({ length: 20 }, () => client.history(dm.id)));
+  t.is(pages.length, 20);
+});
+
 test("operators list a user's sessions on a gateway and disconnect one device", async (t) => {
   const region = await withRegion(t);
   await connect(t, region, "olga", "phone");
