@@ -806,8 +806,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   // --- requests -----------------------------------------------------------------------------
 
   /**
-   * request sends a request and resolves with its answer. One refused only for rate
-   * (RESOURCE_EXHAUSTED, retryable: the connection sent too many frames) is sent again after
+   * request sends a request and resolves with its answer. One refused for the frame rate
+   * (RESOURCE_EXHAUSTED with field frame_rate: the connection sent too many frames) is sent again after
    * 0.5–1 s, for as long as requestTimeoutMs allows; any other error is the caller's.
    */
   async #request(kind: ClientKind): Promise<ServerFrame> {
@@ -816,10 +816,13 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       try {
         return await this.#requestOnce(kind);
       } catch (err) {
+        // Only the connection's frame rate: other refusals (a budget of conversations, say)
+        // are the app's to handle.
         const slowDown =
           err instanceof ChatClientError &&
           err.retryable &&
-          err.code === ErrorCode.RESOURCE_EXHAUSTED;
+          err.code === ErrorCode.RESOURCE_EXHAUSTED &&
+          err.field === "frame_rate";
         const pause = 500 + Math.floor(Math.random() * 500);
         if (!slowDown || Date.now() + pause >= deadline) throw err;
         await new Promise((r) => setTimeout(r, pause));

@@ -106,6 +106,9 @@ export interface ConnectionHost {
   watch(conn: Connection, users: Presence[]): void;
 }
 
+/** FRAME_RATE_FIELD is the error field of a frame refused for the connection's frame rate. */
+const FRAME_RATE_FIELD = "frame_rate";
+
 /**
  * PAGE_REQUESTS are the requests whose answers can be large (a history page of 200 messages
  * of 16 KB is 3.2 MB): they run a few at a time per connection, since what they bring back is
@@ -310,7 +313,7 @@ export class Connection {
         requestIdOf(data, isBinary),
         ErrorCode.RESOURCE_EXHAUSTED,
         "too many frames; slow down",
-        "",
+        FRAME_RATE_FIELD,
         true,
       );
       return;
