@@ -34,14 +34,14 @@ function restoreEnv(name: string, value: string | undefined) {
  * memory, or with `persistent` in a temporary directory so that it survives a restart.
  */
 export async function startDynamoLocal(opts: { persistent?: boolean } = {}): Promise<DynamoLocal> {
-  const port = await freePort();
+  let port = await freePort();
   // On disk, but in memory where the machine has a tmpfs: DynamoDB Local writes through SQLite,
   // whose syncs to a real disk make it several times slower, and a killed server still finds
   // its files there when it starts again.
   const path = opts.persistent
     ? mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "dynamo-local-"))
     : undefined;
-  const endpoint = `http://127.0.0.1:${port}`;
+  let endpoint = `http://127.0.0.1:${port}`;
   const client = () =>
     new DynamoDBClient({
       endpoint,
@@ -91,7 +91,17 @@ export async function startDynamoLocal(opts: { persistent?: boolean } = {}): Pro
       probe.destroy();
     }
   };
-  await start();
+  // freePort's port may be taken by another process before Java binds it: take another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt === 3 || !String(err).includes("Address already in use")) throw err;
+      port = await freePort();
+      endpoint = `http://127.0.0.1:${port}`;
+    }
+  }
   return {
     endpoint,
     client,
