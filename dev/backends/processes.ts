@@ -1,14 +1,34 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createServer } from "node:net";
 
-/** freePort asks the OS for a free loopback port. */
-export function freePort(): Promise<number> {
+/**
+ * freePort finds a free loopback port for a child process to listen on. It picks from below
+ * the kernel's ephemeral range (32768 and up), where ports handed out by listen(0) elsewhere
+ * (every test's own servers) never land, so that no other process takes it before the child
+ * binds it; only two picks of the same random port could still meet.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  return listenPort(0);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenPort(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+function listenPort(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+    srv.listen(port, "127.0.0.1", () => {
+      const { port: bound } = srv.address() as { port: number };
+      srv.close(() => resolve(bound));
     });
   });
 }
