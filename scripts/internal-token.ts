@@ -6,7 +6,12 @@
 //   npm run -s internal-token -- messaging alice
 import { parseArgs } from "node:util";
 import { ID_PATTERN } from "../services/shared/ids.ts";
-import { type Audience, OPERATOR_MAX_TTL_S, signerOf } from "../services/shared/internal-auth.ts";
+import {
+  type Audience,
+  InternalSigner,
+  OPERATOR_MAX_TTL_S,
+  parseSigningKey,
+} from "../services/shared/internal-auth.ts";
 
 const usage =
   "usage: INTERNAL_AUTH_KEY=<operator key> npm run -s internal-token -- <messaging|notification|persistence> [user]";
@@ -17,11 +22,7 @@ try {
   if (!["messaging", "notification", "persistence"].includes(to)) throw new Error(usage);
   if (user !== undefined && !ID_PATTERN.test(user)) throw new Error(`not a user id: ${user}`);
   if (!key) throw new Error(`INTERNAL_AUTH_KEY is not set\n${usage}`);
-  const signer = signerOf(
-    { privateKeys: { operator: key } as never, peers: "" },
-    "operator",
-    OPERATOR_MAX_TTL_S,
-  );
+  const signer = new InternalSigner(parseSigningKey(key, "operator"), OPERATOR_MAX_TTL_S);
   const token = await signer.token(
     to as Audience,
     user === undefined ? undefined : { userId: user, deviceId: "" },
