@@ -24,7 +24,7 @@ export interface PushSchedulerDeps {
 
 const PREVIEW_CHARS = 120;
 /** RETRY_GRANULARITY_MS is the shortest wait between two looks at a partition's backlog. */
-const RETRY_GRANULARITY_MS = 1_000;
+export const RETRY_GRANULARITY_MS = 1_000;
 
 /** AppendedEvent is an inbox append and when it was published. */
 export interface AppendedEvent {
@@ -41,7 +41,9 @@ export interface AppendedEvent {
  *
  * It consumes inbox.appended deliberately late: the records of a batch that are `delayMs` old
  * are handled, and the rest go back to the bus with RetryLater (which commits the handled
- * ones and holds only this partition) until they are due. The check then survives restarts
+ * ones and holds only this partition) until they are due; its consumer holds them back
+ * undecoded (consumeEvents' dueAtMs), so a backlog of appends waiting for their time costs
+ * nothing per look. The check then survives restarts
  * (an unhandled record is redelivered), needs no timers, and costs nothing for messages
  * delivered in time beyond one receipts read per batch. Handling the due part first
  * matters under steady traffic: a batch always ends with a fresh record, and waiting for the
@@ -54,6 +56,11 @@ export class PushScheduler {
   constructor(deps: PushSchedulerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+  }
+
+  /** dueAtMs is when an append published at appendedAtMs is looked at. */
+  dueAtMs(appendedAtMs: number): number {
+    return appendedAtMs + this.#d.delayMs;
   }
 
   /**
@@ -105,7 +112,12 @@ export class PushScheduler {
     const receipts = await inChunks(
       conversationIds,
       async (ids) =>
-        (await this.#d.persistence.batchReadReceipts({ conversationIds: ids })).receipts,
+        (
+          await this.#d.persistence.batchReadReceipts({
+            conversationIds: ids,
+            kind: ReceiptKind.DELIVERED,
+          })
+        ).receipts,
     );
     const out = new Map<string, Record<string, bigint>>();
     for (const r of receipts) {

@@ -331,15 +331,21 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
   }
 
   async batchReadReceipts(req: BatchReadReceiptsRequest) {
-    const all = await Promise.all(req.conversationIds.map((id) => this.#receipts(id)));
+    const only =
+      req.kind === ReceiptKind.DELIVERED
+        ? "delivered"
+        : req.kind === ReceiptKind.READ
+          ? "read"
+          : undefined;
+    const all = await Promise.all(req.conversationIds.map((id) => this.#receipts(id, only)));
     return { receipts: all.flat() };
   }
 
-  async #receipts(conversationId: string): Promise<Receipt[]> {
+  async #receipts(conversationId: string, only?: "delivered" | "read"): Promise<Receipt[]> {
     const receipts = await this.#d.store.readReceipts(conversationId);
     // `sent` records who has taken part; they are no receipt.
     return receipts
-      .filter((r) => r.kind !== "sent")
+      .filter((r) => (only ? r.kind === only : r.kind !== "sent"))
       .map((r) =>
         create(ReceiptSchema, {
           conversationId,

@@ -102,14 +102,32 @@ export async function consumeEvents<S extends DescMessage>(opts: {
   fromBeginning?: boolean;
   log: Logger;
   metrics: Metrics;
+  /**
+   * dueAtMs holds records back until their time: the handler gets the records of a batch up to
+   * the first one not yet due, and the rest go back to the bus (RetryLater) undecoded, to be
+   * looked at again when the first of them is due, and no sooner than holdGranularityMs.
+   */
+  dueAtMs?: (record: BusRecord) => number;
+  holdGranularityMs?: number;
   handler: (events: Array<Event<MessageShape<S>>>) => Promise<void>;
 }): Promise<Subscription> {
-  const { topic: t, log, metrics } = opts;
+  const { topic: t, log, metrics, dueAtMs } = opts;
   return opts.bus.subscribe({
     groupId: opts.groupId,
     topics: topicNames(t, opts.mirrors ?? [], opts.sources),
     fromBeginning: opts.fromBeginning ?? true,
-    handler: async (batch) => {
+    handler: async (all) => {
+      let batch = all;
+      let held: RetryLater | undefined;
+      if (dueAtMs) {
+        const now = Date.now();
+        const first = all.findIndex((r) => dueAtMs(r) > now);
+        if (first !== -1) {
+          const waitMs = dueAtMs(all[first] as BusRecord) - now;
+          held = new RetryLater(Math.max(waitMs, opts.holdGranularityMs ?? 0), first);
+          batch = all.slice(0, first);
+        }
+      }
       const events: Array<Event<MessageShape<S>>> = [];
       for (const record of batch) {
         try {
@@ -122,11 +140,14 @@ export async function consumeEvents<S extends DescMessage>(opts: {
           );
         }
       }
-      if (events.length === 0) return;
       try {
-        await opts.handler(events);
-        metrics.consumed.inc({ topic: t.name, outcome: "ok" }, events.length);
+        if (events.length > 0) {
+          await opts.handler(events);
+          metrics.consumed.inc({ topic: t.name, outcome: "ok" }, events.length);
+        }
+        if (held) throw held;
       } catch (err) {
+        if (err === held) throw err;
         if (err instanceof RetryLater) {
           // handled counts events; the bus counts records, undecodable ones included.
           const last = events[err.handled - 1];

@@ -191,6 +191,29 @@ test("receipts advance and merge; a stale receipt does not move them back", asyn
   t.is((unspecified as ConnectError).code, Code.InvalidArgument);
 });
 
+test("BatchReadReceipts reads every kind, or only the kind asked for", async (t) => {
+  const p = persistence();
+  const write = (conversationId: string, userId: string, kind: ReceiptKind) =>
+    p.writeReceipt({
+      receipt: { conversationId, userId, kind, upTo: { seqs: { "us-east-1": 1n } } },
+    });
+  await write("c", "bob", ReceiptKind.DELIVERED);
+  await write("c", "bob", ReceiptKind.READ);
+  await write("d", "carol", ReceiptKind.DELIVERED);
+  const kinds = async (kind?: ReceiptKind) =>
+    (await p.batchReadReceipts({ conversationIds: ["c", "d"], kind })).receipts
+      .map(
+        (r) =>
+          `${r.conversationId}/${r.userId}/${r.kind === ReceiptKind.READ ? "read" : "delivered"}`,
+      )
+      .sort();
+  t.deepEqual(await kinds(), ["c/bob/delivered", "c/bob/read", "d/carol/delivered"]);
+  t.deepEqual(await kinds(ReceiptKind.DELIVERED), ["c/bob/delivered", "d/carol/delivered"]);
+  t.deepEqual(await kinds(ReceiptKind.READ), ["c/bob/read"]);
+  const bad = await p.batchReadReceipts({ conversationIds: ["c"], kind: 7 as ReceiptKind }).catch((e) => e);
+  t.is((bad as ConnectError).code, Code.InvalidArgument);
+});
+
 test("BatchAppendMessages keeps each conversation's request order and answers each item", async (t) => {
   const p = persistence(() => 1_000_000);
   const res = await p.batchAppendMessages({

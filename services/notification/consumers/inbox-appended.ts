@@ -2,7 +2,7 @@ import type { Logger } from "../../shared/logger.ts";
 import type { Metrics } from "../../shared/metrics.ts";
 import type { Bus, Subscription } from "../../shared/ports/bus.ts";
 import { consumeEvents, TOPICS } from "../../shared/topics.ts";
-import type { PushScheduler } from "../push-scheduler.ts";
+import { type PushScheduler, RETRY_GRANULARITY_MS } from "../push-scheduler.ts";
 
 /**
  * consumeInboxAppended feeds this region's inbox appends to the push scheduler. Only the origin
@@ -21,6 +21,9 @@ export function consumeInboxAppended(deps: {
     groupId: "notification-push",
     log: deps.log,
     metrics: deps.metrics,
+    // Appends wait on the bus, undecoded, until they are due.
+    dueAtMs: (record) => deps.scheduler.dueAtMs(record.timestampMs),
+    holdGranularityMs: RETRY_GRANULARITY_MS,
     handler: async (events) => {
       await deps.scheduler.handle(
         events.map((e) => ({ event: e.value, appendedAtMs: e.record.timestampMs })),

@@ -1,0 +1,56 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import test from "ava";
+import { InboxAppendedSchema } from "../../gen/chat/v1/events_pb.ts";
+import { MemoryBus } from "../../services/shared/adapters/memory/memory-bus.ts";
+import { silentLogger } from "../../services/shared/logger.ts";
+import { createMetrics } from "../../services/shared/metrics.ts";
+import { consumeEvents, TOPICS } from "../../services/shared/topics.ts";
+
+const appended = (userId: string) =>
+  toBinary(InboxAppendedSchema, create(InboxAppendedSchema, { userId }));
+
+async function poisonCount(metrics: ReturnType<typeof createMetrics>): Promise<number> {
+  const { values } = await metrics.consumed.get();
+  return values.find((v) => v.labels.outcome === "poison")?.value ?? 0;
+}
+
+test("records held until due reach the handler in order at their time, undecoded before", async (t) => {
+  const bus = new MemoryBus({ partitions: 1 });
+  const metrics = createMetrics("t", { processMetrics: false });
+  const seen: Array<{ userId: string; atMs: number }> = [];
+  const start = Date.now();
+  const sub = await consumeEvents({
+    bus,
+    topic: TOPICS.inboxAppended,
+    groupId: "held",
+    log: silentLogger,
+    metrics,
+    // The key says how long each record waits.
+    dueAtMs: (r) => r.timestampMs + Number(r.key),
+    handler: async (events) => {
+      for (const e of events) seen.push({ userId: e.value.userId, atMs: Date.now() - start });
+    },
+  });
+  await bus.publish(TOPICS.inboxAppended.name, [
+    { key: "0", value: appended("now") },
+    { key: "400", value: appended("later") },
+    { key: "400", value: new Uint8Array([0xff, 0xff]) }, // undecodable
+    { key: "0", value: appended("after-later") }, // due, but behind one that is not
+  ]);
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(
+    seen.map((s) => s.userId),
+    ["now"],
+  );
+  // The held records were not even decoded: the poison one is not counted yet.
+  t.is(await poisonCount(metrics), 0);
+  await new Promise((r) => setTimeout(r, 600));
+  t.deepEqual(
+    seen.map((s) => s.userId),
+    ["now", "later", "after-later"],
+  );
+  t.true((seen[1]?.atMs ?? 0) >= 400);
+  t.is(await poisonCount(metrics), 1);
+  await sub.close();
+  await bus.close();
+});
