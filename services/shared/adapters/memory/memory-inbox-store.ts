@@ -11,14 +11,32 @@ import type { Vector } from "../../version-vector.ts";
 import { AgeBuckets } from "./age-buckets.ts";
 import { ChangeListeners, foreignRegion, type ItemChange, type Replica } from "./replica.ts";
 
+/** Stored is an inbox entry as the change stream carries it (dev/replication). */
 interface Stored {
   entry: InboxEntry;
   atMs: number;
 }
 
+/**
+ * Kept is an entry as an inbox keeps it: its seq is its key, its region the inbox's, and its
+ * message the one copy every inbox holding it shares.
+ */
+interface Kept {
+  message: Message;
+  atMs: number;
+}
+
+/** Held is the one stored copy of a message, its dedup key, and how many entries hold it. */
+interface Held {
+  message: Message;
+  /** key is indexKey(message), one string for every inbox that indexes the message */
+  key: string;
+  entries: number;
+}
+
 interface RegionInbox {
   /** seq → entry, oldest first; dense for the own region, possibly holed for replicated ones. */
-  entries: Map<bigint, Stored>;
+  entries: Map<bigint, Kept>;
   head: bigint;
   /** dropped is the last seq the window dropped: reads after a position before it say expired. */
   dropped: bigint;
@@ -53,7 +71,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
    * conversation\0origin\0seq → the one stored copy of a message and how many entries hold
    * it: a message goes to every member's inbox, and a copy each would cost its size each time.
    */
-  readonly #messages = new Map<string, { message: Message; entries: number }>();
+  readonly #messages = new Map<string, Held>();
   readonly #changes = new ChangeListeners();
   readonly #retentionMs: number;
   readonly #maxEntries: number;
@@ -77,30 +95,33 @@ export class MemoryInboxStore implements InboxStore, Replica {
       const inbox = this.#inbox(userId, this.region);
       const existing = inbox.index.get(key);
       const stored = existing === undefined ? undefined : inbox.entries.get(existing);
-      if (stored && !this.#expired(stored, now)) return clone(InboxEntrySchema, stored.entry);
+      if (stored && existing !== undefined && !this.#expired(stored, now)) {
+        return entryOf(this.region, existing, stored);
+      }
       const seq = inbox.head + 1n;
-      const entry = create(InboxEntrySchema, {
-        region: this.region,
-        seq,
-        message: this.#hold(message),
-      });
-      inbox.entries.set(seq, { entry, atMs: now });
+      const held = this.#hold(message);
+      const kept = { message: held.message, atMs: now };
+      inbox.entries.set(seq, kept);
       inbox.head = seq;
-      inbox.index.set(key, seq);
+      inbox.index.set(held.key, seq);
       this.#ages?.add(inboxKey(userId, this.region), now);
       this.#trim(inbox, now);
       const pk = keys.inbox(userId, this.region);
       this.#changes.emit(pk, keys.inboxHead(), () => seq);
-      this.#changes.emit(pk, keys.inboxEntry(seq), () => ({
-        entry: clone(InboxEntrySchema, entry),
-        atMs: now,
-      }));
+      this.#changes.emit(
+        pk,
+        keys.inboxEntry(seq),
+        (): Stored => ({
+          entry: entryOf(this.region, seq, kept),
+          atMs: now,
+        }),
+      );
       this.#changes.emit(
         pk,
         keys.inboxDedup(message.conversationId, message.originRegion, message.seq),
         () => seq,
       );
-      return clone(InboxEntrySchema, entry);
+      return entryOf(this.region, seq, kept);
     });
   }
 
@@ -121,14 +142,10 @@ export class MemoryInboxStore implements InboxStore, Replica {
       const stored = change.value as Stored;
       const { seq, message } = stored.entry;
       if (seq <= inbox.dropped || !message) return; // a late copy of one dropped here
-      const before = inbox.entries.get(seq)?.entry.message;
-      const entry = create(InboxEntrySchema, {
-        region: stored.entry.region,
-        seq,
-        message: this.#hold(message),
-      });
+      const before = inbox.entries.get(seq)?.message;
+      const kept = { message: this.#hold(message).message, atMs: stored.atMs };
       if (before) this.#release(before);
-      inbox.entries.set(seq, { entry, atMs: stored.atMs });
+      inbox.entries.set(seq, kept);
       const now = this.#now();
       this.#ages?.add(inboxKey(userId, region), stored.atMs);
       this.#trim(inbox, now);
@@ -191,10 +208,10 @@ export class MemoryInboxStore implements InboxStore, Replica {
           break;
         }
         seq++;
-        const stored = inbox.entries.get(seq) as Stored;
+        const kept = inbox.entries.get(seq) as Kept;
         // Replicated entries may arrive out of order, past the trim's reach: skip them all the same.
-        if (this.#expired(stored, now)) expired.set(region, seq);
-        else entries.push(clone(InboxEntrySchema, stored.entry));
+        if (this.#expired(kept, now)) expired.set(region, seq);
+        else entries.push(entryOf(region, seq, kept));
       }
       let contiguous = seq;
       while (inbox.entries.has(contiguous + 1n)) contiguous++;
@@ -203,8 +220,8 @@ export class MemoryInboxStore implements InboxStore, Replica {
     return { entries, head, more, expired };
   }
 
-  #expired(stored: Stored, now: number): boolean {
-    return stored.atMs + this.#retentionMs <= now;
+  #expired(kept: Kept, now: number): boolean {
+    return kept.atMs + this.#retentionMs <= now;
   }
 
   /**
@@ -213,27 +230,29 @@ export class MemoryInboxStore implements InboxStore, Replica {
    * DynamoDB's TTL). `dropped` remembers the last, for reads to report as expired.
    */
   #trim(inbox: RegionInbox, now: number) {
-    for (const [seq, stored] of inbox.entries) {
-      if (inbox.entries.size <= this.#maxEntries && !this.#expired(stored, now)) return;
+    for (const [seq, kept] of inbox.entries) {
+      if (inbox.entries.size <= this.#maxEntries && !this.#expired(kept, now)) return;
       inbox.entries.delete(seq);
       if (seq > inbox.dropped) inbox.dropped = seq;
-      const m = stored.entry.message;
-      if (!m) continue;
+      const m = kept.message;
       this.#release(m);
       if (inbox.index.get(indexKey(m)) === seq) inbox.index.delete(indexKey(m));
     }
   }
 
-  /** hold returns the stored copy of a message for one more entry (entries never change it). */
-  #hold(message: Message): Message {
+  /**
+   * hold returns the stored copy of a message (and its key) for one more entry (entries never
+   * change it).
+   */
+  #hold(message: Message): Held {
     const key = indexKey(message);
     let held = this.#messages.get(key);
     if (!held) {
-      held = { message: clone(MessageSchema, message), entries: 0 };
+      held = { message: clone(MessageSchema, message), key, entries: 0 };
       this.#messages.set(key, held);
     }
     held.entries++;
-    return held.message;
+    return held;
   }
 
   /** release lets go of a message for one entry; the last one drops the copy. */
@@ -290,6 +309,11 @@ function lastKnown(inbox: RegionInbox, from: bigint): bigint {
   let last = inbox.head;
   for (const seq of inbox.entries.keys()) if (seq > last) last = seq;
   return last;
+}
+
+/** entryOf is a kept entry as the store returns it: a copy, which callers may change. */
+function entryOf(region: string, seq: bigint, kept: Kept): InboxEntry {
+  return create(InboxEntrySchema, { region, seq, message: clone(MessageSchema, kept.message) });
 }
 
 function inboxKey(userId: string, region: string): string {
