@@ -41,6 +41,10 @@ const USAGE = `npm run bench -- [options]
   --soak MINUTES        instead of the search: MINUTES one-minute windows at --rate, reporting
                         latency, losses, memory and CPU per window (writes soak.md too)
   --rate N              the soak's offered rate, in sends per second
+  --store-window MIN    keep MIN minutes of history and inbox in the embedded stores of
+                        connect-chat and connect-chat-mesh (MEMORY_HISTORY_MINUTES and
+                        MEMORY_INBOX_MINUTES; default theirs, a day): a soak longer than the
+                        window shows the memory it settles at
 `;
 
 const { values: a } = parseArgs({
@@ -62,6 +66,7 @@ const { values: a } = parseArgs({
     quick: { type: "boolean" },
     soak: { type: "string" },
     rate: { type: "string" },
+    "store-window": { type: "string" },
     help: { type: "boolean" },
   },
   strict: true,
@@ -119,6 +124,12 @@ if (soakMinutes > 0 && soakRate < 1) {
   process.exit(2);
 }
 const soaks: string[] = [];
+if (a["store-window"] !== undefined) {
+  // The targets pass MEMORY_* on to the persistence they run.
+  const minutes = String(num("store-window", a["store-window"], 1_440, 1));
+  process.env.MEMORY_HISTORY_MINUTES = minutes;
+  process.env.MEMORY_INBOX_MINUTES = minutes;
+}
 
 const tty = process.stderr.isTTY;
 let current = "";

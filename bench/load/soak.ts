@@ -15,6 +15,11 @@ export interface SoakWindow {
   rssMiB: number;
   /** heapMiB is the JS heap in use in the target's Node processes at the window's end. */
   heapMiB: number;
+  /**
+   * liveHeapMiB is what of it is live: the heap after full collections, taken once the
+   * window has drained, before the next begins (so its pause is in no window).
+   */
+  liveHeapMiB: number;
   serverCpuPercent: number;
   gcPauseMsPerSecond: number;
 }
@@ -49,6 +54,7 @@ export async function soak(
       progress: o.progress,
     });
     const heapBytes = Object.values(r.work.processes).reduce((n, p) => n + p.heapUsedBytes, 0);
+    const live = await target.memory("all");
     const w: SoakWindow = {
       minute: Math.round((performance.now() - started) / 6_000) / 10,
       achievedDeliveriesPerSecond: r.achievedDeliveriesPerSecond,
@@ -59,12 +65,13 @@ export async function soak(
       disconnects: r.disconnects,
       rssMiB: round(target.usage().rssBytes / 2 ** 20),
       heapMiB: round(heapBytes / 2 ** 20),
+      liveHeapMiB: round(live.heapUsedBytes / 2 ** 20),
       serverCpuPercent: r.serverCpuPercent,
       gcPauseMsPerSecond: round(r.work.gcPauseMsPerSecond),
     };
     windows.push(w);
     o.progress?.(
-      `soak minute ${i + 1}/${o.minutes}: p99 ${w.deliveryP99Ms} ms, RSS ${w.rssMiB} MiB, lost ${w.sendErrors + w.undelivered}`,
+      `soak minute ${i + 1}/${o.minutes}: p99 ${w.deliveryP99Ms} ms, RSS ${w.rssMiB} MiB, live heap ${w.liveHeapMiB} MiB, lost ${w.sendErrors + w.undelivered}`,
     );
   }
   const lost = windows.reduce((n, w) => n + w.sendErrors + w.undelivered, 0);
@@ -75,13 +82,13 @@ export async function soak(
 export function soakTable(name: string, s: SoakResult): string {
   const rows = s.windows.map(
     (w) =>
-      `| ${w.minute} | ${w.achievedDeliveriesPerSecond} | ${w.deliveryP50Ms} / ${w.deliveryP99Ms} | ${w.sendErrors + w.undelivered} | ${w.disconnects} | ${w.rssMiB} | ${w.heapMiB} | ${w.serverCpuPercent}% | ${w.gcPauseMsPerSecond} |`,
+      `| ${w.minute} | ${w.achievedDeliveriesPerSecond} | ${w.deliveryP50Ms} / ${w.deliveryP99Ms} | ${w.sendErrors + w.undelivered} | ${w.disconnects} | ${w.rssMiB} | ${w.heapMiB} | ${w.liveHeapMiB} | ${w.serverCpuPercent}% | ${w.gcPauseMsPerSecond} |`,
   );
   return [
     `### ${name}: ${s.sendsPerSecond} sends/s for ${s.windows.length} minutes, ${s.lost} lost`,
     "",
-    "| minute | deliveries/s | delivery p50 / p99 (ms) | lost | disconnects | target RSS (MiB) | JS heap (MiB) | target CPU | GC pause ms/s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| minute | deliveries/s | delivery p50 / p99 (ms) | lost | disconnects | target RSS (MiB) | JS heap (MiB) | live JS heap (MiB) | target CPU | GC pause ms/s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
     "",
   ].join("\n");

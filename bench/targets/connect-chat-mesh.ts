@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { type Admin, Kafka, logLevel } from "kafkajs";
 import { startProcessRegion } from "../../dev/region.ts";
 import { TOPICS } from "../../services/shared/topics.ts";
-import { runTarget } from "./harness.ts";
+import { memoryWindows, runTarget } from "./harness.ts";
 import type { Counts } from "./metrics.ts";
 import { scrapeServices } from "./metrics.ts";
 import type { ProcessCounters } from "./probe.ts";
@@ -35,6 +35,7 @@ await runTarget(async () => {
       LOG_LEVEL: "warn",
       // As connect-chat-real: the bus's consumers poll often enough for interactive latency.
       KAFKA_MAX_WAIT_MS: "20",
+      ...memoryWindows(),
       BENCH_PROBE_DIR: probeDir,
       NODE_OPTIONS: nodeOptions(),
     },
@@ -63,7 +64,17 @@ await runTarget(async () => {
       ]);
       return { ...work, busPublished, processes };
     },
-    memory: () => ask<TargetMemory>(probes, "gateway", "/memory"),
+    async memory(of) {
+      if (of === "connections") return ask<TargetMemory>(probes, "gateway", "/memory");
+      const all = await Promise.all(
+        [...probes.keys()].map((s) => ask<TargetMemory>(probes, s, "/memory")),
+      );
+      return {
+        rssBytes: all.reduce((n, m) => n + m.rssBytes, 0),
+        heapUsedBytes: all.reduce((n, m) => n + m.heapUsedBytes, 0),
+        externalBytes: all.reduce((n, m) => n + m.externalBytes, 0),
+      };
+    },
     async stop() {
       await admin.disconnect().catch(() => undefined);
       await region.stop();

@@ -6,7 +6,7 @@ import { startLocalRegion } from "../../services/region/region.ts";
 import { openShared, openStores } from "../../services/shared/backends.ts";
 import { loadPersistenceConfig } from "../../services/shared/config.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
-import { runTarget } from "./harness.ts";
+import { memoryWindows, runTarget } from "./harness.ts";
 import { type Counts, countPublished, scrapeServices } from "./metrics.ts";
 
 const kind = process.argv[2] === "real" ? "real" : "embedded";
@@ -17,6 +17,7 @@ await runTarget(async () => {
     HOME: process.env.HOME,
     CHAT_REGION: "bench",
     LOG_LEVEL: "warn",
+    ...memoryWindows(),
   };
   const backends = kind === "real" ? await startLocalBackends() : undefined;
   Object.assign(env, backends?.env, backends && { KAFKA_MAX_WAIT_MS: "20" });

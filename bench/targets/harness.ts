@@ -1,5 +1,11 @@
 import { Probe } from "./probe.ts";
-import type { TargetCounters, TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
+import type {
+  MemoryScope,
+  TargetCounters,
+  TargetMemory,
+  TargetMessage,
+  TargetRequest,
+} from "./protocol.ts";
 
 /** Started is a target server that is up: where clients connect, and how to stop it. */
 export interface Started {
@@ -15,10 +21,11 @@ export interface Started {
    */
   counters?(): Promise<Partial<TargetCounters>>;
   /**
-   * memory, for targets whose connections live in another process (a gateway task), collects
-   * garbage there and reads that process's memory; by default, this process's.
+   * memory, for targets of several processes, collects garbage and reads memory in the one
+   * holding the connections (a gateway task), or with "all" in every one, summed; by default,
+   * this process's.
    */
-  memory?(): Promise<TargetMemory>;
+  memory?(of: MemoryScope): Promise<TargetMemory>;
   stop(): Promise<void>;
 }
 
@@ -54,7 +61,8 @@ export async function runTarget(start: () => Promise<Started>): Promise<void> {
       } else if (req.type === "memory") {
         // Sampling first empties the probe's records, which would otherwise count as memory.
         probe.sample();
-        const memory = started.memory ? await started.memory() : collectMemory();
+        const of = req.of ?? "connections";
+        const memory = started.memory ? await started.memory(of) : collectMemory();
         send({ type: "reply", id: req.id, memory });
       } else if (req.type === "counters") {
         const own = probe.sample();
@@ -86,4 +94,16 @@ function collectMemory(): TargetMemory {
   gc();
   const m = process.memoryUsage();
   return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external };
+}
+
+/**
+ * memoryWindows is the embedded stores' windows the benchmark was given (`--store-window`),
+ * as the environment a Connect Chat target's persistence reads.
+ */
+export function memoryWindows(): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const name of ["MEMORY_HISTORY_MINUTES", "MEMORY_INBOX_MINUTES"]) {
+    if (process.env[name] !== undefined) out[name] = process.env[name];
+  }
+  return out;
 }

@@ -1,7 +1,13 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { pin, treeUsage, treeUsageByProcess } from "../procfs.ts";
-import type { TargetCounters, TargetMemory, TargetMessage, TargetRequest } from "./protocol.ts";
+import type {
+  MemoryScope,
+  TargetCounters,
+  TargetMemory,
+  TargetMessage,
+  TargetRequest,
+} from "./protocol.ts";
 
 /**
  * TARGETS are the servers the benchmark can run, by name. startScale scales the sweep's
@@ -45,8 +51,11 @@ export interface Target {
   readonly protocol: "chat.v1" | "socket.io";
   /** tokens returns each user's credential. */
   tokens(users: string[]): Promise<string[]>;
-  /** memory collects garbage in the target's Node process and reads its memory. */
-  memory(): Promise<TargetMemory>;
+  /**
+   * memory collects garbage and reads memory in the target's process holding the connections,
+   * or with "all" in every Node process of the target, summed.
+   */
+  memory(of?: MemoryScope): Promise<TargetMemory>;
   /** usage reads CPU seconds and resident memory of the target and its child processes. */
   usage(): { cpuSeconds: number; rssBytes: number };
   /** usageByProcess splits the tree's CPU seconds by service or backend (procfs.ts). */
@@ -128,8 +137,8 @@ export async function launchTarget(
       }
       return out;
     },
-    async memory() {
-      const reply = await ask({ type: "memory" });
+    async memory(of: MemoryScope = "connections") {
+      const reply = await ask({ type: "memory", of });
       if (!reply.memory) throw new Error(`${name} sent no memory figures`);
       return reply.memory;
     },

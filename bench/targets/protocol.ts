@@ -9,11 +9,17 @@ import type { ProcessCounters } from "./probe.ts";
 /** TargetRequest is what the benchmark asks a running target. */
 export type TargetRequest =
   | { id: number; type: "tokens"; users: string[] }
-  | { id: number; type: "memory" }
+  | { id: number; type: "memory"; of?: MemoryScope }
   | { id: number; type: "counters" }
   | { id: number; type: "stop" };
 
 /** TargetMemory is a target's memory after a full garbage collection. */
+/**
+ * MemoryScope is which processes a memory reading covers: the one holding the connections
+ * (the idle-connection figure), or every Node process of the target (a soak's live heap).
+ */
+export type MemoryScope = "connections" | "all";
+
 export interface TargetMemory {
   rssBytes: number;
   heapUsedBytes: number;
