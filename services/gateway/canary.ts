@@ -38,6 +38,8 @@ export class DeliveryCanary {
   #timer: NodeJS.Timeout | undefined;
   /** roundTripMs is the last canary's time from publish to return. */
   roundTripMs: number | undefined;
+  /** lost counts canaries that did not come back within the timeout, since the start. */
+  lost = 0;
 
   constructor(opts: DeliveryCanaryOptions) {
     this.#o = opts;
@@ -106,7 +108,12 @@ export class DeliveryCanary {
     const now = this.#now();
     this.#sent.set(nonce, now);
     // Canaries lost on the way are forgotten after the timeout.
-    for (const [n, at] of this.#sent) if (now - at > this.#o.timeoutMs) this.#sent.delete(n);
+    for (const [n, at] of this.#sent) {
+      if (now - at > this.#o.timeoutMs) {
+        this.#sent.delete(n);
+        this.lost++;
+      }
+    }
     // A new key each time spreads the canaries over every partition: one partition whose
     // consumer died stalls only until its group rebalances, and must not make the whole region
     // look dead (its other partitions still deliver). No canary back at all is the region.

@@ -24,6 +24,7 @@ import { publishEvents, TOPICS } from "../shared/topics.ts";
 import { AckRetry } from "./ack-retry.ts";
 import type { TokenVerifier } from "./auth.ts";
 import { DeliveryCanary } from "./canary.ts";
+import { startCloudWatchMetrics } from "./cloudwatch-metrics.ts";
 import { JSON_SUBPROTOCOL, PROTO_SUBPROTOCOL, warmFrameValidation } from "./codec.ts";
 import { Connection, type ConnectionHost } from "./connection.ts";
 import { consumePresenceChanged } from "./consumers/presence-changed.ts";
@@ -58,6 +59,8 @@ export interface GatewayAppDeps {
     canaryIntervalMs: number;
     canaryTimeoutMs: number;
     ecsMetadataUri?: string;
+    /** cloudwatchMetrics writes connections and lost canaries as CloudWatch metrics (30 s). */
+    cloudwatchMetrics?: boolean;
     /** admin.port is the internal listener of the operator API, reflection and metrics. */
     admin: { port: number };
   };
@@ -95,6 +98,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   let stopListening: (() => Promise<void>) | undefined;
   let stopReconnect: (() => void) | undefined;
   let stopWatching: (() => void) | undefined;
+  let stopMetrics: (() => void) | undefined;
   let draining = false;
   /** killed: a crash leaves its sessions registered (they expire) and says nothing to anyone. */
   let killed = false;
@@ -377,6 +381,17 @@ export function build(deps: GatewayAppDeps): GatewayApp {
         void refresh();
       });
       canary.start();
+      if (config.cloudwatchMetrics) {
+        let lostBefore = canary.lost;
+        stopMetrics = startCloudWatchMetrics({
+          env: config.region,
+          read: () => {
+            const failures = canary.lost - lostBefore;
+            lostBefore = canary.lost;
+            return { connections: connections.size, canaryFailures: failures };
+          },
+        });
+      }
       timers.push(
         setInterval(
           () => presence.expire(),
@@ -403,11 +418,13 @@ export function build(deps: GatewayAppDeps): GatewayApp {
     },
     async stop() {
       stopWatching?.();
+      stopMetrics?.();
       await drain();
       await shutdown();
     },
     async kill() {
       stopWatching?.();
+      stopMetrics?.();
       draining = true;
       killed = true;
       for (const ws of wss.clients) ws.terminate();

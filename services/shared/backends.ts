@@ -24,7 +24,7 @@ import type { ChatStore } from "./ports/chat-store.ts";
 import type { DeliveryChannel } from "./ports/delivery-channel.ts";
 import type { InboxStore } from "./ports/inbox-store.ts";
 import type { SessionRegistry } from "./ports/session-registry.ts";
-import { TOPICS, topicNames } from "./topics.ts";
+import { allTopicNames } from "./topics.ts";
 
 /**
  * The adapters behind each port, chosen by configuration alone (CHAT_STORE, CHAT_BUS,
@@ -127,7 +127,7 @@ export async function openBus(
           maxWaitMs: backend.maxWaitMs,
           publishTimeoutMs: backend.publishTimeoutMs,
           ensureTopics: backend.createTopics && {
-            names: Object.values(TOPICS).flatMap((t) => topicNames(t, mirrors)),
+            names: allTopicNames(mirrors),
             ...backend.createTopics,
           },
         },

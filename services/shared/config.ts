@@ -116,7 +116,8 @@ const backends = {
   KAFKA_SASL: z.enum(["none", "aws-msk-iam"]).optional(),
   KAFKA_CREATE_TOPICS: bool.default(false),
   KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(12),
-  KAFKA_REPLICATION: z.coerce.number().int().min(1).max(5).default(3),
+  // Unset: derived from the cluster (as many copies as brokers, up to 3; topic-admin.ts).
+  KAFKA_REPLICATION: z.coerce.number().int().min(1).max(5).optional(),
   KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(30_000),
   KAFKA_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
   KAFKA_PUBLISH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3_000),
@@ -166,7 +167,7 @@ export type BusBackend =
       tls: boolean;
       sasl: "none" | "aws-msk-iam";
       clientId: string;
-      createTopics?: { partitions: number; replication: number };
+      createTopics?: { partitions: number; replication?: number };
       sessionTimeoutMs: number;
       maxWaitMs: number;
       publishTimeoutMs: number;
@@ -235,6 +236,11 @@ export interface GatewayConfig extends CommonConfig {
   /** canaryIntervalMs is how often the delivery canary goes round; canaryTimeoutMs how long it may fail. */
   canaryIntervalMs: number;
   canaryTimeoutMs: number;
+  /**
+   * cloudwatchMetrics writes the gateway's connections and lost canaries to stdout every 30 s
+   * in CloudWatch's Embedded Metric Format (what the deployment scales and alarms on).
+   */
+  cloudwatchMetrics: boolean;
   /** ecsMetadataUri is set by ECS; the gateway watches it to drain before being stopped. */
   ecsMetadataUri?: string;
 }
@@ -417,6 +423,7 @@ const SHAPES = {
     CANARY_INTERVAL_MS: ms(2_000),
     CANARY_TIMEOUT_MS: ms(10_000),
     ECS_CONTAINER_METADATA_URI_V4: z.url({ protocol: /^https?$/ }).optional(),
+    CLOUDWATCH_METRICS: bool.default(false),
     MAX_BUFFERED_BYTES: z.coerce.number().int().min(65_536).max(268_435_456).default(4_194_304),
     MAX_REQUESTS_IN_FLIGHT: z.coerce.number().int().min(1).max(10_000).default(64),
     MAX_PAGE_REQUESTS_IN_FLIGHT: z.coerce.number().int().min(1).max(1_000).default(2),
@@ -461,6 +468,7 @@ const SHAPES = {
     REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
   },
   persistence: { ...common, ...backends, ...peerKeys, PORT: port(8083) },
+  "kafka-topics": { ...common, ...backends },
 };
 
 /** VARIABLES names every environment variable each service reads (for docs and deploy checks). */
@@ -469,6 +477,7 @@ export const VARIABLES: Record<keyof typeof SHAPES, string[]> = {
   messaging: Object.keys(SHAPES.messaging),
   notification: Object.keys(SHAPES.notification),
   persistence: Object.keys(SHAPES.persistence),
+  "kafka-topics": Object.keys(SHAPES["kafka-topics"]),
 };
 
 /** loadGatewayConfig reads the gateway's configuration from `env`. */
@@ -508,6 +517,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     canaryIntervalMs: e.CANARY_INTERVAL_MS,
     canaryTimeoutMs: e.CANARY_TIMEOUT_MS,
     ecsMetadataUri: e.ECS_CONTAINER_METADATA_URI_V4,
+    cloudwatchMetrics: e.CLOUDWATCH_METRICS,
   };
 }
 
@@ -562,4 +572,36 @@ export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): No
 export function loadPersistenceConfig(env: NodeJS.ProcessEnv = process.env): PersistenceConfig {
   const e = parse(SHAPES.persistence, env);
   return { ...commonOf(e, e.PORT, "persistence"), internalAuth: { peers: e.INTERNAL_AUTH_PEERS } };
+}
+
+/** KafkaTopicsConfig is what the kafka-topics job creates, and where. */
+export interface KafkaTopicsConfig {
+  region: string;
+  logLevel: string;
+  /** mirrors are the prefixes of the other regions' topics copied here (CHAT_PEER_REGIONS). */
+  mirrors: string[];
+  bus: Extract<BusBackend, { kind: "kafka" }>;
+  partitions: number;
+  /** replication is KAFKA_REPLICATION; unset, derived from the cluster. */
+  replication?: number;
+}
+
+/** loadKafkaTopicsConfig reads the kafka-topics job's configuration from `env`. */
+export function loadKafkaTopicsConfig(env: NodeJS.ProcessEnv = process.env): KafkaTopicsConfig {
+  const e = parse(SHAPES["kafka-topics"], env);
+  const c = commonOf(e, 0, "kafka-topics");
+  const bus = c.backends.bus;
+  if (bus.kind !== "kafka") {
+    throw new ConfigError(
+      "invalid configuration:\n  CHAT_BUS: the kafka-topics job creates Kafka topics; set CHAT_BUS=kafka",
+    );
+  }
+  return {
+    region: c.region,
+    logLevel: c.logLevel,
+    mirrors: c.mirrors,
+    bus,
+    partitions: e.KAFKA_TOPIC_PARTITIONS,
+    replication: e.KAFKA_REPLICATION,
+  };
 }

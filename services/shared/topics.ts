@@ -69,6 +69,11 @@ export function topicNames(
   return [...local, ...remote];
 }
 
+/** allTopicNames are every topic a region's services use, the copies of mirrored ones included. */
+export function allTopicNames(mirrors: readonly string[]): string[] {
+  return Object.values(TOPICS).flatMap((t) => topicNames(t, mirrors));
+}
+
 /** publishEvents encodes and publishes payloads to a topic. */
 export async function publishEvents<S extends DescMessage>(
   bus: Pick<Bus, "publish">,

@@ -97,4 +97,13 @@ test("each service starts from exactly what its image contains", async (t) => {
       `${s}: ${r.stderr}`,
     );
   }
+  // The kafka-topics job runs from the same image (SERVICE=jobs/kafka-topics): with no Kafka
+  // configured it loads every module and refuses, saying why.
+  const job = await run(process.execPath, ["services/jobs/kafka-topics/main.ts"], {
+    cwd: image,
+    env: {},
+    timeoutMs: 30_000,
+  });
+  t.is(job.code, 1, "kafka-topics");
+  t.regex(job.stdout + job.stderr, /set CHAT_BUS=kafka/);
 });

@@ -210,7 +210,9 @@ test("BatchReadReceipts reads every kind, or only the kind asked for", async (t)
   t.deepEqual(await kinds(), ["c/bob/delivered", "c/bob/read", "d/carol/delivered"]);
   t.deepEqual(await kinds(ReceiptKind.DELIVERED), ["c/bob/delivered", "d/carol/delivered"]);
   t.deepEqual(await kinds(ReceiptKind.READ), ["c/bob/read"]);
-  const bad = await p.batchReadReceipts({ conversationIds: ["c"], kind: 7 as ReceiptKind }).catch((e) => e);
+  const bad = await p
+    .batchReadReceipts({ conversationIds: ["c"], kind: 7 as ReceiptKind })
+    .catch((e) => e);
   t.is((bad as ConnectError).code, Code.InvalidArgument);
 });
 

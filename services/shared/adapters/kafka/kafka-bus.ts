@@ -19,6 +19,7 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from "../../ports/bus.ts";
+import { ensureTopics, type TopicPlan } from "./topic-admin.ts";
 
 /** PUBLISH_TIMEOUT_MS is how long a publish waits for the brokers by default. */
 export const PUBLISH_TIMEOUT_MS = 3_000;
@@ -36,8 +37,11 @@ export interface KafkaBusOptions {
    * PUBLISH_TIMEOUT_MS.
    */
   publishTimeoutMs?: number;
-  /** topics, when set, are created (if missing) before the first publish or subscription. */
-  ensureTopics?: { names: string[]; partitions: number; replication: number };
+  /**
+   * ensureTopics, when set, creates missing topics before the first publish or subscription
+   * (local runs and tests; a deployment creates them once, with the kafka-topics job).
+   */
+  ensureTopics?: TopicPlan;
 }
 
 /**
@@ -348,19 +352,7 @@ export class KafkaBus implements Bus {
       const admin = this.#kafka.admin();
       await admin.connect();
       try {
-        const existing = new Set(await admin.listTopics());
-        const missing = wanted.names.filter((n) => !existing.has(n));
-        if (missing.length > 0) {
-          await admin.createTopics({
-            waitForLeaders: true,
-            topics: missing.map((topic) => ({
-              topic,
-              numPartitions: wanted.partitions,
-              replicationFactor: wanted.replication,
-            })),
-          });
-          this.#log.info({ topics: missing }, "created topics");
-        }
+        await ensureTopics(admin, wanted, this.#log);
       } finally {
         await admin.disconnect();
       }
