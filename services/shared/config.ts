@@ -1,3 +1,4 @@
+import { createPrivateKey } from "node:crypto";
 import { z } from "zod";
 import { ID_PATTERN, REGION_PATTERN, randomId } from "./ids.ts";
 
@@ -40,6 +41,83 @@ const peerList = z
       }),
     ),
   );
+
+/** PUSH_PROVIDERS are what PUSH_PROVIDER may list (push/create.ts). */
+export const PUSH_PROVIDERS = ["log", "webhook", "fcm", "apns"] as const;
+export type PushProviderName = (typeof PUSH_PROVIDERS)[number];
+
+/** PUSH_PROVIDER lists push providers, comma-separated; each serves its token platforms. */
+const pushProviders = z
+  .string()
+  .default("log")
+  .transform((s) => [
+    ...new Set(
+      s
+        .split(",")
+        .map((p) => p.trim())
+        .filter((p) => p !== ""),
+    ),
+  ])
+  .pipe(
+    z
+      .array(z.enum(PUSH_PROVIDERS, "must be log, webhook, fcm or apns, comma-separated"))
+      .min(1, "must name at least one of log, webhook, fcm, apns"),
+  );
+
+/**
+ * A private key in PEM, checked by loading it, so that a wrong or truncated secret stops the
+ * process at start rather than failing every push. A literal `\n` (a PEM flattened into one
+ * line when stored as a parameter) is read as a line break.
+ */
+const privateKeyPem = (kind: "rsa" | "p256", message: string) =>
+  z
+    .string()
+    .transform((s) => s.replaceAll("\\n", "\n"))
+    .refine((pem) => {
+      try {
+        const k = createPrivateKey(pem);
+        return kind === "rsa"
+          ? k.asymmetricKeyType === "rsa"
+          : k.asymmetricKeyType === "ec" && k.asymmetricKeyDetails?.namedCurve === "prime256v1";
+      } catch {
+        return false;
+      }
+    }, message);
+
+/** FCM_SERVICE_ACCOUNT is a Google service account's JSON key, as the console downloads it. */
+const serviceAccountKey = z
+  .string()
+  .transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be a service account's JSON key" });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.object(
+      {
+        project_id: z.string("the key's project_id must be a string").min(1).optional(),
+        private_key_id: z.string("the key's private_key_id must be a string").optional(),
+        client_email: z
+          .string("the key has no client_email")
+          .regex(/^[^@\s]+@[^@\s]+$/, "the key's client_email must be an email address"),
+        private_key: privateKeyPem("rsa", "the key's private_key must be an RSA private key (PEM)"),
+        token_uri: z
+          .url({ protocol: /^https?$/, error: "the key's token_uri must be an http(s) URL" })
+          .optional(),
+      },
+      "must be a service account's JSON key",
+    ),
+  );
+
+/** An Apple id of a key or team: 10 letters or digits. */
+const appleId = (what: string) =>
+  z.string().regex(/^[A-Z0-9]{10}$/, `must be the 10-character ${what}`);
+
+/** SECRETS are never repeated in an error message: naming the variable is enough. */
+const SECRETS = new Set(["FCM_SERVICE_ACCOUNT", "APNS_KEY"]);
 
 const common = {
   CHAT_REGION: region.default("local"),
@@ -280,8 +358,24 @@ export interface MessagingConfig extends CommonConfig {
 export interface NotificationConfig extends CommonConfig {
   urls: ServiceUrls;
   push: {
-    provider: "log" | "webhook";
+    /** providers are PUSH_PROVIDER's, each serving its token platforms (push/create.ts). */
+    providers: PushProviderName[];
     webhookUrl?: string;
+    /** fcm is set when providers include fcm: FCM HTTP v1 with a service account's key. */
+    fcm?: {
+      projectId: string;
+      serviceAccount: {
+        clientEmail: string;
+        privateKey: string;
+        privateKeyId?: string;
+        tokenUri: string;
+      };
+      endpoint: string;
+      /** tokenUrl is FCM_TOKEN_URL, else the key's token_uri. */
+      tokenUrl: string;
+    };
+    /** apns is set when providers include apns: token-based APNs for one app (topic). */
+    apns?: { key: string; keyId: string; teamId: string; topic: string; endpoint: string };
     delayMs: number;
     /** maxDevicesPerUser caps each user's push tokens; registering more forgets the oldest. */
     maxDevicesPerUser: number;
@@ -303,7 +397,8 @@ function parse<T extends z.ZodRawShape>(shape: T, env: NodeJS.ProcessEnv): z.inf
     const problems = result.error.issues.map((i) => {
       const name = String(i.path[0] ?? "?");
       const got = env[name];
-      return `  ${name}: ${i.message}${got === undefined ? "" : ` (got ${JSON.stringify(got)})`}`;
+      const shown = got === undefined || SECRETS.has(name) ? "" : ` (got ${JSON.stringify(got)})`;
+      return `  ${name}: ${i.message}${shown}`;
     });
     throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   }
@@ -461,8 +556,23 @@ const SHAPES = {
     ...signingKey,
     ...peerKeys,
     PORT: port(8082),
-    PUSH_PROVIDER: z.enum(["log", "webhook"]).default("log"),
+    PUSH_PROVIDER: pushProviders,
     PUSH_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+    FCM_PROJECT_ID: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.:-]{0,99}$/, "must be the Firebase project's id")
+      .optional(),
+    FCM_SERVICE_ACCOUNT: serviceAccountKey.optional(),
+    FCM_ENDPOINT: url("https://fcm.googleapis.com"),
+    FCM_TOKEN_URL: z.url({ protocol: /^https?$/ }).optional(),
+    APNS_KEY: privateKeyPem("p256", "must be the .p8 signing key (PEM, P-256)").optional(),
+    APNS_KEY_ID: appleId("key id").optional(),
+    APNS_TEAM_ID: appleId("team id").optional(),
+    APNS_TOPIC: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, "must be the app's bundle id")
+      .optional(),
+    APNS_ENDPOINT: url("https://api.push.apple.com"),
     PUSH_DELAY_MS: ms(10_000),
     MAX_PUSH_DEVICES_PER_USER: z.coerce.number().int().min(1).max(1_000).default(20),
     REPLAY_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
@@ -549,18 +659,62 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv = process.env): Messa
 /** loadNotificationConfig reads notification's configuration from `env`. */
 export function loadNotificationConfig(env: NodeJS.ProcessEnv = process.env): NotificationConfig {
   const e = parse(SHAPES.notification, env);
-  if (e.PUSH_PROVIDER === "webhook" && !e.PUSH_WEBHOOK_URL) {
-    throw new ConfigError(
-      "invalid configuration:\n  PUSH_WEBHOOK_URL: required when PUSH_PROVIDER=webhook",
-    );
-  }
+  const uses = new Set(e.PUSH_PROVIDER);
+  const missing: string[] = [];
+  const need = (provider: PushProviderName, names: Record<string, unknown>) => {
+    if (!uses.has(provider)) return;
+    for (const [name, value] of Object.entries(names)) {
+      if (value === undefined) {
+        missing.push(`  ${name}: required when PUSH_PROVIDER includes ${provider}`);
+      }
+    }
+  };
+  need("webhook", { PUSH_WEBHOOK_URL: e.PUSH_WEBHOOK_URL });
+  const key = e.FCM_SERVICE_ACCOUNT;
+  need("fcm", {
+    FCM_SERVICE_ACCOUNT: key,
+    // The key names its project; FCM_PROJECT_ID is for sending to another one.
+    FCM_PROJECT_ID: key ? (e.FCM_PROJECT_ID ?? key.project_id) : "",
+  });
+  need("apns", {
+    APNS_KEY: e.APNS_KEY,
+    APNS_KEY_ID: e.APNS_KEY_ID,
+    APNS_TEAM_ID: e.APNS_TEAM_ID,
+    APNS_TOPIC: e.APNS_TOPIC,
+  });
+  if (missing.length) throw new ConfigError(`invalid configuration:\n${missing.join("\n")}`);
+  const tokenUri = key?.token_uri ?? "https://oauth2.googleapis.com/token";
   return {
     ...commonOf(e, e.PORT, "notification"),
     internalAuth: { key: e.INTERNAL_AUTH_KEY, peers: e.INTERNAL_AUTH_PEERS },
     urls: urlsOf(e),
     push: {
-      provider: e.PUSH_PROVIDER,
+      providers: e.PUSH_PROVIDER,
       webhookUrl: e.PUSH_WEBHOOK_URL,
+      fcm:
+        uses.has("fcm") && key
+          ? {
+              projectId: (e.FCM_PROJECT_ID ?? key.project_id) as string,
+              serviceAccount: {
+                clientEmail: key.client_email,
+                privateKey: key.private_key,
+                privateKeyId: key.private_key_id,
+                tokenUri,
+              },
+              endpoint: e.FCM_ENDPOINT,
+              tokenUrl: e.FCM_TOKEN_URL ?? tokenUri,
+            }
+          : undefined,
+      apns:
+        uses.has("apns") && e.APNS_KEY && e.APNS_KEY_ID && e.APNS_TEAM_ID && e.APNS_TOPIC
+          ? {
+              key: e.APNS_KEY,
+              keyId: e.APNS_KEY_ID,
+              teamId: e.APNS_TEAM_ID,
+              topic: e.APNS_TOPIC,
+              endpoint: e.APNS_ENDPOINT,
+            }
+          : undefined,
       delayMs: e.PUSH_DELAY_MS,
       maxDevicesPerUser: e.MAX_PUSH_DEVICES_PER_USER,
     },
