@@ -1,11 +1,10 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import test from "ava";
 import {
   chatTableDefinition,
   TTL_ATTRIBUTE,
 } from "../../services/shared/adapters/dynamodb/table.ts";
-import { TOPICS } from "../../services/shared/topics.ts";
 import { validateTemplate } from "../support/cloudformation.ts";
 import { ROOT } from "../support/tools.ts";
 import {
@@ -14,6 +13,7 @@ import {
   COPILOT_ENV_EXPORTS,
   ENVIRONMENTS,
   envAddonExports,
+  mergedAddons,
   readTemplate,
   readYaml,
   SERVICES,
@@ -22,15 +22,20 @@ import {
 const imports = [...COPILOT_ENV_EXPORTS, ...envAddonExports()];
 const addonDirs = [
   join(COPILOT, "environments/addons"),
-  ...SERVICES.map((s) => join(COPILOT, s, "addons")),
+  ...[...SERVICES, "kafka-topics"].map((s) => join(COPILOT, s, "addons")),
 ];
+/** The templates deployed beside Copilot (aws cloudformation deploy). */
+const standalone = [join(ROOT, "deploy/replicator.yml")];
 
-test("every addon template is valid CloudFormation against the AWS resource specification", async (t) => {
+test("every template is valid CloudFormation against the AWS resource specification", async (t) => {
+  // Each addons directory as Copilot deploys it: its templates merged into one stack.
   for (const dir of addonDirs) {
-    for (const file of addonTemplates(dir)) {
-      const errors = await validateTemplate(readFileSync(file, "utf8"), { imports });
-      t.deepEqual(errors, [], relative(ROOT, file));
-    }
+    const errors = await validateTemplate(JSON.stringify(mergedAddons(dir)), { imports });
+    t.deepEqual(errors, [], relative(ROOT, dir));
+  }
+  for (const file of standalone) {
+    const errors = await validateTemplate(readFileSync(file, "utf8"), { imports });
+    t.deepEqual(errors, [], relative(ROOT, file));
   }
 });
 
@@ -59,26 +64,50 @@ test("the templates of one addons directory merge into one stack without clashes
   }
 });
 
-test("addons take exactly the parameters Copilot passes them", (t) => {
+/**
+ * passedParameters are an addon's parameters that Copilot must pass: those without a default.
+ * Parameters read from SSM (AWS::SSM::Parameter::Value with the parameter's name as default)
+ * are resolved by CloudFormation itself at each deploy.
+ */
+function passedParameters(file: string): string[] {
+  const params = Object.entries<{ Type: string; Default?: string }>(readTemplate(file).Parameters);
+  for (const [name, p] of params) {
+    if (p.Default !== undefined && !p.Type.startsWith("AWS::SSM::Parameter::Value<"))
+      throw new Error(
+        `${relative(ROOT, file)}: ${name} has a default Copilot would never override`,
+      );
+  }
+  return params
+    .filter(([, p]) => p.Default === undefined)
+    .map(([name]) => name)
+    .sort();
+}
+
+test("addons take exactly the parameters Copilot passes them (and SSM parameters)", (t) => {
   const envParams = Object.keys(
     (readYaml(join(COPILOT, "environments/addons/addons.parameters.yml")).Parameters ??
       {}) as object,
   );
   for (const file of addonTemplates(join(COPILOT, "environments/addons"))) {
-    t.deepEqual(
-      Object.keys(readTemplate(file).Parameters).sort(),
-      ["App", "Env", ...envParams].sort(),
-      relative(ROOT, file),
-    );
+    t.deepEqual(passedParameters(file), ["App", "Env", ...envParams].sort(), relative(ROOT, file));
   }
-  for (const s of SERVICES) {
-    for (const file of addonTemplates(join(COPILOT, s, "addons"))) {
+  for (const s of [...SERVICES, "kafka-topics"]) {
+    const dir = join(COPILOT, s, "addons");
+    // A service's addons.parameters.yml adds parameters from its own stack (its resources).
+    const extra = existsSync(join(dir, "addons.parameters.yml"))
+      ? Object.keys((readYaml(join(dir, "addons.parameters.yml")).Parameters ?? {}) as object)
+      : [];
+    const declared = new Set<string>();
+    for (const file of addonTemplates(dir)) {
+      const passed = passedParameters(file);
+      for (const p of passed) declared.add(p);
       t.deepEqual(
-        Object.keys(readTemplate(file).Parameters).sort(),
+        passed.filter((p) => !extra.includes(p)),
         ["App", "Env", "Name"],
         relative(ROOT, file),
       );
     }
+    for (const p of extra) t.true(declared.has(p), `${s}: ${p} is passed but no addon takes it`);
   }
 });
 
@@ -99,17 +128,6 @@ test("the Global Table has the keys, index, stream and TTL the DynamoDB adapter 
     ENVIRONMENTS.sort(),
     "a replica in every environment's region (environments are named after their region)",
   );
-});
-
-test("the MSK Replicator mirrors exactly the topics the services read from other regions", (t) => {
-  const replicator = readTemplate(join(COPILOT, "environments/addons/kafka.yml")).Resources
-    .Replicator.Properties;
-  const [info] = replicator.ReplicationInfoList;
-  const mirrored = Object.values(TOPICS)
-    .filter((topic) => topic.mirrored)
-    .map((topic) => topic.name.replace(/\./g, "\\."));
-  t.deepEqual([...info.TopicReplication.TopicsToReplicate].sort(), mirrored.sort());
-  t.is(info.TopicReplication.TopicNameConfiguration.Type, "PREFIXED_WITH_SOURCE_CLUSTER_ALIAS");
 });
 
 test("the services' copies of the MSK access policy are identical", (t) => {

@@ -48,6 +48,8 @@ export const COPILOT_ENV_EXPORTS = [
   "PrivateSubnets",
   "EnvironmentSecurityGroup",
   "PublicLoadBalancerDNS",
+  // Exported once the environment has its load balancer (a Load Balanced Web Service exists).
+  "PublicLoadBalancerFullName",
   "CanonicalHostedZoneID",
   "ClusterId",
   "ServiceDiscoveryNamespaceID",
@@ -58,4 +60,28 @@ export function envAddonExports(): string[] {
   return addonTemplates(join(COPILOT, "environments/addons")).flatMap((f) =>
     exportPatterns(readFileSync(f, "utf8")),
   );
+}
+
+/**
+ * mergedAddons is an addons directory as Copilot deploys it: every template merged into one
+ * nested stack (so a template may Ref a resource another one declares).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: templates are untyped
+export function mergedAddons(dir: string): any {
+  // biome-ignore lint/suspicious/noExplicitAny: templates are untyped
+  const merged: any = { AWSTemplateFormatVersion: "2010-09-09" };
+  for (const file of addonTemplates(dir)) {
+    const tpl = readTemplate(file);
+    for (const section of [
+      "Parameters",
+      "Conditions",
+      "Mappings",
+      "Resources",
+      "Outputs",
+      "Rules",
+    ]) {
+      if (tpl[section]) merged[section] = { ...merged[section], ...tpl[section] };
+    }
+  }
+  return merged;
 }
