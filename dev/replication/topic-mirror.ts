@@ -74,7 +74,9 @@ export async function mirrorTopics(opts: {
         for (const [topic, records] of byTopic) {
           await opts.to.bus.publish(
             `${alias}.${topic}`,
-            records.map((r) => ({ key: r.key, value: r.value })),
+            // Headers go along, as MirrorMaker 2 and MSK Replicator copy them: a trace
+            // continues in the other region.
+            records.map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
           );
         }
         applied += due.length;

@@ -23,6 +23,7 @@ import type { Logger } from "../shared/logger.ts";
 import type { Bus } from "../shared/ports/bus.ts";
 import type { Session } from "../shared/ports/session-registry.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
+import { type OpenSpan, openSpan, ROOT_CONTEXT, SpanKind, tracingOn } from "../shared/tracing.ts";
 import { AuthError, AuthUnavailableError, type TokenVerifier } from "./auth.ts";
 import {
   decodeClientFrame,
@@ -333,7 +334,13 @@ export class Connection {
     }
     const frame = decoded.frame;
     if (frame.kind.case === "hello") {
-      void this.#hello(frame.requestId, frame.kind.value);
+      const hello = frame.kind.value;
+      const span = tracingOn() ? this.#frameSpan("hello", frame.requestId) : undefined;
+      if (!span) {
+        void this.#hello(frame.requestId, hello);
+        return;
+      }
+      void span.run(() => this.#hello(frame.requestId, hello)).finally(() => span.end());
       return;
     }
     if (frame.kind.case === "ping") {
@@ -361,6 +368,9 @@ export class Connection {
       return;
     }
     this.#inflight++;
+    const span = tracingOn()
+      ? this.#frameSpan(frame.kind.case ?? "unknown", frame.requestId)
+      : undefined;
     const run = async () => {
       const turns = PAGE_REQUESTS.has(frame.kind.case)
         ? this.#pages
@@ -377,18 +387,41 @@ export class Connection {
         if (this.#abandon.signal.aborted) return;
         await this.#dispatch(frame);
       } catch (err) {
+        span?.failRpc(err);
         this.#rpcError(frame.requestId, err);
       } finally {
         if (turn) turns?.give();
         this.#inflight--;
         if (this.#inflight === 0) this.#idle?.();
+        span?.end();
       }
     };
+    const go = span ? () => span.run(run) : run;
     if (frame.kind.case === "send") {
-      this.#sends = this.#sends.then(run);
+      this.#sends = this.#sends.then(go);
     } else {
-      void run();
+      void go();
     }
+  }
+
+  /**
+   * frameSpan starts the span of a client frame (tracing on), the root of a new trace: what
+   * the gateway does for the frame (its RPCs, and all that follows from them, deliveries to
+   * other users included) is in it.
+   */
+  #frameSpan(kind: string, requestId: number): OpenSpan | undefined {
+    return openSpan(`frame ${kind}`, {
+      kind: SpanKind.SERVER,
+      parent: ROOT_CONTEXT,
+      service: "gateway",
+      attributes: {
+        "chat.frame": kind,
+        "chat.request_id": requestId,
+        "chat.user_id": this.userId,
+        "chat.device_id": this.deviceId,
+        "chat.session_id": this.sessionId,
+      },
+    });
   }
 
   async #hello(requestId: number, hello: Hello): Promise<void> {

@@ -2,6 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
+import type { Context } from "@opentelemetry/api";
 import { WebSocketServer } from "ws";
 import { GatewayDeliverySchema } from "../../gen/chat/v1/events_pb.ts";
 import { GatewayService } from "../../gen/chat/v1/gateway_pb.ts";
@@ -21,6 +22,7 @@ import type { DeliveryChannel } from "../shared/ports/delivery-channel.ts";
 import type { SessionRegistry } from "../shared/ports/session-registry.ts";
 import { createAppHealth, type ServiceApp } from "../shared/service-app.ts";
 import { publishEvents, TOPICS } from "../shared/topics.ts";
+import { contextFrom, openSpan, SpanKind } from "../shared/tracing.ts";
 import { AckRetry } from "./ack-retry.ts";
 import type { TokenVerifier } from "./auth.ts";
 import { DeliveryCanary } from "./canary.ts";
@@ -118,6 +120,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
 
   // Sends and acks of every connection leave in shared batches: one RPC carries many.
   const sends = new Batcher({
+    name: "send",
     maxBatch: 500,
     maxInflight: 2,
     run: async (items: MessageInitShape<typeof BatchSendItemSchema>[]) =>
@@ -125,7 +128,7 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   });
   const batchMarkDelivered = async (items: MessageInitShape<typeof BatchDeliveredItemSchema>[]) =>
     (await deps.messaging.batchMarkDelivered({ items })).outcomes;
-  const acks = new Batcher({ maxBatch: 500, maxInflight: 1, run: batchMarkDelivered });
+  const acks = new Batcher({ name: "ack", maxBatch: 500, maxInflight: 1, run: batchMarkDelivered });
 
   const ackRetry = new AckRetry({ send: batchMarkDelivered, log });
 
@@ -233,19 +236,50 @@ export function build(deps: GatewayAppDeps): GatewayApp {
       return;
     }
     if (delivery.canaryNonce !== 0n) canary.returned(delivery.canaryNonce);
+    // Traced, each frame written to a socket is a span continuing the trace of the routing
+    // that sent it (deliveries that carry none, such as canaries, make no spans).
+    const parent = delivery.traceContext.traceparent
+      ? contextFrom(delivery.traceContext)
+      : undefined;
+    const deliver = parent ? tracedDelivery(parent) : plainDelivery;
     for (const item of delivery.items) {
       // One frame for every connection it goes to: each encoding and decoding is done once.
       const frame: LiveFrame = { bytes: item.serverFrame };
       if (item.sessionId !== "") {
         // Addressed to one session: its replay (or sync) stream.
         const conn = connections.get(item.sessionId);
-        if (conn && conn.userId === item.userId && conn.isOpen) conn.deliver(frame, true);
+        if (conn && conn.userId === item.userId && conn.isOpen) deliver(conn, frame, true);
         continue;
       }
       for (const conn of byUser.get(item.userId) ?? []) {
-        if (conn.isOpen) conn.deliver(frame);
+        if (conn.isOpen) deliver(conn, frame, false);
       }
     }
+  }
+
+  function plainDelivery(conn: Connection, frame: LiveFrame, replay: boolean) {
+    conn.deliver(frame, replay);
+  }
+
+  function tracedDelivery(parent: Context) {
+    return (conn: Connection, frame: LiveFrame, replay: boolean) => {
+      const span = openSpan("deliver", {
+        kind: SpanKind.CONSUMER,
+        parent,
+        service: "gateway",
+        attributes: {
+          "chat.user_id": conn.userId,
+          "chat.device_id": conn.deviceId,
+          "chat.session_id": conn.sessionId,
+          "chat.replay": replay,
+        },
+      });
+      try {
+        conn.deliver(frame, replay);
+      } finally {
+        span?.end();
+      }
+    };
   }
 
   const wss = new WebSocketServer({

@@ -130,6 +130,7 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   readonly #d: MessagingDeps;
   /** conversationReads shares one BatchReadConversations between reads made together. */
   readonly #conversationReads = new Batcher<string[], Map<string, Conversation>>({
+    name: "conversation read",
     maxBatch: 100,
     maxInflight: 1,
     run: async (lists) => {

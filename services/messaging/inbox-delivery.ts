@@ -40,6 +40,7 @@ export class InboxDelivery {
     this.#fanout = deps.fanout;
     this.#bus = deps.bus;
     this.#appends = new Batcher({
+      name: "inbox append",
       maxBatch: 100,
       maxInflight: 1,
       run: async (lists) => {

@@ -1,9 +1,11 @@
 import type { Client } from "@connectrpc/connect";
+import type { Context } from "@opentelemetry/api";
 import type { MessageStored } from "../../gen/chat/v1/events_pb.ts";
 import type { PersistenceService } from "../../gen/chat/v1/persistence_pb.ts";
 import { Batcher, inChunks } from "../shared/batcher.ts";
 import type { Fanout } from "../shared/fanout.ts";
 import type { Bus } from "../shared/ports/bus.ts";
+import { inContext } from "../shared/tracing.ts";
 import type { MessagingHooks } from "./handler.ts";
 import { InboxDelivery, type Routed, recipientsOf } from "./inbox-delivery.ts";
 
@@ -47,6 +49,7 @@ export class Router {
     this.#cacheSize = deps.cursorCacheSize ?? 100_000;
     this.#inboxes = new InboxDelivery(deps);
     this.#cursorWrites = new Batcher({
+      name: "routed seq write",
       maxBatch: 100,
       maxInflight: 1,
       run: async (lists) => {
@@ -59,16 +62,30 @@ export class Router {
     });
   }
 
-  /** route routes a batch of message.stored events, in order. */
-  async route(events: MessageStored[]): Promise<void> {
+  /**
+   * route routes a batch of message.stored events, in order. `traces` are the events' own
+   * trace contexts (tracing on): the reads made for one message (its cursor, the gap before
+   * it) continue its trace; the appends and deliveries, shared by the batch, run in the
+   * caller's context, which links to every event's (see tracing.ts, "Batching").
+   */
+  async route(
+    events: MessageStored[],
+    traces: ReadonlyArray<Context | undefined> = [],
+  ): Promise<void> {
     const plan: Routed[] = [];
     const advanced = new Map<string, bigint>();
-    for (const ev of events) {
+    for (const [i, ev] of events.entries()) {
       const m = ev.message;
       if (!m || m.originRegion !== this.#d.region) continue;
-      const routed = advanced.get(m.conversationId) ?? (await this.#cursor(m.conversationId));
+      const routed =
+        advanced.get(m.conversationId) ??
+        (await inContext(traces[i], () => this.#cursor(m.conversationId)));
       if (m.seq <= routed) continue; // redelivered, or already routed as part of a gap
-      if (m.seq > routed + 1n) plan.push(...(await this.#gap(m.conversationId, routed, m.seq)));
+      if (m.seq > routed + 1n) {
+        plan.push(
+          ...(await inContext(traces[i], () => this.#gap(m.conversationId, routed, m.seq))),
+        );
+      }
       plan.push({ message: m, recipientIds: ev.recipientIds });
       advanced.set(m.conversationId, m.seq);
     }

@@ -1,6 +1,7 @@
 // `npm start`: a whole region in this one process, on embedded (in-memory) backends.
 import { z } from "zod";
 import { stopOnSignals } from "../shared/process.ts";
+import { startTracing, stopTracing } from "../shared/tracing.ts";
 import { DEFAULT_PORTS, startLocalRegion } from "./region.ts";
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
@@ -21,6 +22,9 @@ try {
     );
   }
   const p = parsed.data;
+  // Off unless OTEL_TRACES_EXPORTER=otlp (e.g. to a local Jaeger on :4318); every service
+  // in this process traces under its own name.
+  await startTracing({ service: "region", region: process.env.CHAT_REGION ?? "local" });
   const region = await startLocalRegion({
     env: process.env,
     log: "stdout",
@@ -65,7 +69,10 @@ try {
     "",
   ];
   process.stdout.write(`${banner.join("\n")}\n`);
-  stopOnSignals(() => region.stop(), region.gateway.log);
+  stopOnSignals(async () => {
+    await region.stop();
+    await stopTracing();
+  }, region.gateway.log);
 } catch (err) {
   process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

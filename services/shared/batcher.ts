@@ -1,3 +1,6 @@
+import type { Context } from "@opentelemetry/api";
+import { activeContext, inMerged, tracingOn } from "./tracing.ts";
+
 /**
  * Batcher coalesces calls made close together into one batch call ("smart batching"). Items
  * added while fewer than `maxInflight` batches are in flight leave at the end of the current
@@ -10,24 +13,39 @@ export class Batcher<I, R> {
   readonly #run: (items: I[]) => Promise<R[]>;
   readonly #maxBatch: number;
   readonly #maxInflight: number;
-  #queue: Array<{ item: I; resolve: (r: R) => void; reject: (err: unknown) => void }> = [];
+  readonly #name: string;
+  #queue: Array<{
+    item: I;
+    resolve: (r: R) => void;
+    reject: (err: unknown) => void;
+    /** trace is the context the item was added in (tracing on). */
+    trace: Context | undefined;
+  }> = [];
   #inflight = 0;
   #scheduled = false;
 
   /**
    * `run` handles a batch and returns one result per item, in order; when it throws, every
-   * item of the batch fails with that error.
+   * item of the batch fails with that error. `name` names the batch in traces: a batch of
+   * items from several traces runs in a span `batch <name>` linked to each of them (see
+   * inMerged in tracing.ts); a batch of one runs in its item's own context.
    */
-  constructor(opts: { maxBatch: number; maxInflight: number; run: (items: I[]) => Promise<R[]> }) {
+  constructor(opts: {
+    maxBatch: number;
+    maxInflight: number;
+    run: (items: I[]) => Promise<R[]>;
+    name?: string;
+  }) {
     this.#run = opts.run;
     this.#maxBatch = opts.maxBatch;
     this.#maxInflight = opts.maxInflight;
+    this.#name = opts.name ?? "items";
   }
 
   /** add queues an item and resolves with its result. */
   add(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
+      this.#queue.push({ item, resolve, reject, trace: activeContext() });
       this.#schedule();
     });
   }
@@ -45,7 +63,15 @@ export class Batcher<I, R> {
     while (this.#queue.length > 0 && this.#inflight < this.#maxInflight) {
       const batch = this.#queue.splice(0, this.#maxBatch);
       this.#inflight++;
-      this.#run(batch.map((b) => b.item))
+      const items = batch.map((b) => b.item);
+      const run = tracingOn()
+        ? inMerged(
+            this.#name,
+            batch.map((b) => b.trace),
+            () => this.#run(items),
+          )
+        : this.#run(items);
+      run
         .then((results) => {
           if (results.length !== batch.length) {
             throw new Error(`batch of ${batch.length} answered with ${results.length} results`);

@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { type InternalSigner, signingInterceptor } from "./internal-auth.ts";
+import { clientTracing } from "./tracing.ts";
 
 /** ServiceClients creates typed gRPC clients for other services and closes their connections. */
 export interface ServiceClients {
@@ -13,8 +14,9 @@ export interface ServiceClients {
 /**
  * createServiceClients shares one HTTP/2 session per base URL between all clients, with a
  * deadline on every call (`defaultTimeoutMs`, overridable per call with `timeoutMs`). Every
- * call carries an internal token `signer` mints (see internal-auth.ts); without a signer (a
- * service nobody lets call others) no client can be made.
+ * call carries an internal token `signer` mints (see internal-auth.ts), and, traced, its
+ * trace context (tracing.ts); without a signer (a service nobody lets call others) no client
+ * can be made.
  */
 export function createServiceClients(
   defaultTimeoutMs: number,
@@ -38,7 +40,7 @@ export function createServiceClients(
         // Inside a region's network compression costs CPU and saves nothing; an empty list
         // also stops servers from compressing their answers.
         acceptCompression: [],
-        interceptors: signer ? [signingInterceptor(signer)] : [],
+        interceptors: signer ? [clientTracing(), signingInterceptor(signer)] : [clientTracing()],
       });
       transports.set(baseUrl, t);
     }

@@ -126,6 +126,9 @@ const common = {
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   RPC_TIMEOUT_MS: ms(5_000),
   INSTANCE_ID: z.string().regex(ID_PATTERN).optional(),
+  // Tracing (tracing.ts): off unless otlp; the exporter reads the standard OTEL_* variables.
+  OTEL_TRACES_EXPORTER: z.enum(["none", "otlp"]).default("none"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
 };
 
 const urls = {

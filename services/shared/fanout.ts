@@ -7,6 +7,7 @@ import {
 } from "../../gen/chat/v1/events_pb.ts";
 import type { DeliveryChannel } from "./ports/delivery-channel.ts";
 import type { SessionRegistry } from "./ports/session-registry.ts";
+import { inSpan, SpanKind, traceCarrier, tracingOn } from "./tracing.ts";
 
 /** Push is a frame for every connected device of some users in this region. */
 export interface Push {
@@ -28,11 +29,23 @@ export class Fanout {
     this.#channel = channel;
   }
 
-  /** push delivers each frame to every connected device of its users; offline users are skipped. */
+  /**
+   * push delivers each frame to every connected device of its users; offline users are
+   * skipped. Traced, it is a span whose context the deliveries carry to the gateways.
+   */
   async push(pushes: Push[]): Promise<void> {
     const users = new Set<string>();
     for (const p of pushes) for (const u of p.userIds) users.add(u);
     if (users.size === 0) return;
+    if (!tracingOn()) return this.#push(pushes, users);
+    await inSpan(
+      "fanout",
+      { kind: SpanKind.PRODUCER, attributes: { "chat.fanout.users": users.size } },
+      () => this.#push(pushes, users),
+    );
+  }
+
+  async #push(pushes: Push[], users: Set<string>): Promise<void> {
     const sessions = await this.#registry.lookup([...users]);
     if (sessions.size === 0) return;
     const perInstance = new Map<string, GatewayDeliveryItem[]>();
@@ -48,11 +61,12 @@ export class Fanout {
         }
       }
     }
+    const traceContext = traceCarrier();
     await Promise.all(
       [...perInstance].map(([instanceId, items]) =>
         this.#channel.send(
           instanceId,
-          toBinary(GatewayDeliverySchema, create(GatewayDeliverySchema, { items })),
+          toBinary(GatewayDeliverySchema, create(GatewayDeliverySchema, { items, traceContext })),
         ),
       ),
     );
@@ -80,7 +94,10 @@ export class Fanout {
     );
     await this.#channel.send(
       target.instanceId,
-      toBinary(GatewayDeliverySchema, create(GatewayDeliverySchema, { items })),
+      toBinary(
+        GatewayDeliverySchema,
+        create(GatewayDeliverySchema, { items, traceContext: traceCarrier() }),
+      ),
     );
   }
 }

@@ -1,10 +1,13 @@
 import { type Logger, pino } from "pino";
+import { traceFields } from "./tracing.ts";
 
 export type { Logger };
 
 /**
  * createLogger returns the structured JSON logger of one service instance. Every line carries
- * the service, region and instance, so logs from all tasks of a region can be read together.
+ * the service, region and instance, so logs from all tasks of a region can be read together,
+ * and, when tracing is on, the trace and span of the work it was logged in (traceFields), so
+ * a trace leads to its logs and a log line to its trace.
  */
 export function createLogger(opts: {
   service: string;
@@ -19,6 +22,7 @@ export function createLogger(opts: {
       base: { service: opts.service, region: opts.region, instance: opts.instance },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      mixin: traceFields,
     },
     opts.destination ?? process.stdout,
   );

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import type { Bus } from "./ports/bus.ts";
 import { type ServiceApp, serveApp } from "./service-app.ts";
+import { startTracing, stopTracing } from "./tracing.ts";
 
 /** ProcessContext is what a service's main.ts builds its app from. */
 export interface ProcessContext<C extends CommonConfig> {
@@ -44,6 +45,16 @@ export async function runService<C extends CommonConfig>(
   const closers: Array<() => Promise<void> | void> = [];
   try {
     const config = loadConfig();
+    // Off unless OTEL_TRACES_EXPORTER=otlp; stopped last, so the spans of the stop go out too.
+    if (
+      await startTracing({
+        service: name,
+        region: config.region,
+        instanceId: config.instanceId,
+      })
+    ) {
+      closers.push(stopTracing);
+    }
     const log = createLogger({
       service: name,
       region: config.region,

@@ -13,6 +13,7 @@ import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 import { registerReflection } from "./reflection.ts";
 import { type HttpRoute, type ServiceServer, serve, type UpgradeHandler } from "./server.ts";
+import { clientTracing, serverTracing, withService } from "./tracing.ts";
 
 /**
  * ServiceApp is one service, built from its dependencies and not yet listening: what each
@@ -66,8 +67,8 @@ export interface RunningService {
 
 /**
  * inProcessTransport calls an app's handlers in this process, through the same server
- * interceptors (error edge, authentication, validation) and with the same signed token and
- * deadline as a call over the network, minus the HTTP/2 connection: what services running in
+ * interceptors (tracing, error edge, authentication, validation) and with the same signed
+ * token, trace context and deadline as a call over the network, minus the HTTP/2 connection: what services running in
  * one process (the embedded region) use to call each other. `signer` is the caller's (null:
  * no token at all, as an outsider).
  */
@@ -77,12 +78,20 @@ export function inProcessTransport(
   defaultTimeoutMs?: number,
 ): Transport {
   return createRouterTransport((router) => app.routes(router), {
-    router: { interceptors: serverInterceptors(app.log, app.metrics, app.interceptors) },
+    router: { interceptors: interceptorsOf(app) },
     transport: {
-      interceptors: signer ? [signingInterceptor(signer)] : [],
+      interceptors: signer ? [clientTracing(), signingInterceptor(signer)] : [clientTracing()],
       ...(defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs }),
     },
   });
+}
+
+/**
+ * interceptorsOf returns the server interceptors an app serves with: tracing outermost (its
+ * span covers the whole call, and sees errors as the edge answers them), then the others.
+ */
+function interceptorsOf(app: ServiceApp): Interceptor[] {
+  return [serverTracing(app.name), ...serverInterceptors(app.log, app.metrics, app.interceptors)];
 }
 
 /** createAppHealth creates the health state for an app's services. */
@@ -107,7 +116,7 @@ export async function serveApp(
       registerReflection(router, [...app.services, HealthService]);
     },
   };
-  const interceptors = serverInterceptors(app.log, app.metrics, app.interceptors);
+  const interceptors = interceptorsOf(app);
   const admin: ServiceServer | undefined = app.admin
     ? await serve({
         port: app.admin.port,
@@ -127,7 +136,8 @@ export async function serveApp(
     await admin?.close(0);
     throw err;
   });
-  await app.start();
+  // Background work (consumers, timers) started here is the app's own: its spans are too.
+  await withService(app.name, () => app.start());
   app.health.setServing(true);
   app.log.info(
     { url: server.url, ...(admin ? { admin: admin.url } : {}) },

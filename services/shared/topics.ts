@@ -6,6 +6,7 @@ import {
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
+import type { Context } from "@opentelemetry/api";
 import {
   CanarySchema,
   InboxAppendedSchema,
@@ -19,7 +20,26 @@ import {
 } from "../../gen/chat/v1/events_pb.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
-import { type Bus, type BusRecord, RetryLater, type Subscription } from "./ports/bus.ts";
+import {
+  type Bus,
+  type BusRecord,
+  type BusRecordInput,
+  type RecordHeaders,
+  RetryLater,
+  type Subscription,
+} from "./ports/bus.ts";
+import {
+  contextFrom,
+  inMerged,
+  inSpan,
+  type OpenSpan,
+  openSpan,
+  processAttributes,
+  publishAttributes,
+  SpanKind,
+  traceCarrier,
+  tracingOn,
+} from "./tracing.ts";
 
 /** Topic pairs a bus topic name with its payload schema and whether other regions read it. */
 export interface Topic<S extends DescMessage = DescMessage> {
@@ -27,10 +47,20 @@ export interface Topic<S extends DescMessage = DescMessage> {
   readonly schema: S;
   /** mirrored topics are replicated to every other region as `<region>.<name>`. */
   readonly mirrored: boolean;
+  /**
+   * untraced topics make no spans (tracing.ts): heartbeats that every instance sends every
+   * few seconds, whose traces would say nothing and crowd out the ones that do.
+   */
+  readonly untraced?: boolean;
 }
 
-function topic<S extends DescMessage>(name: string, schema: S, mirrored: boolean): Topic<S> {
-  return { name, schema, mirrored };
+function topic<S extends DescMessage>(
+  name: string,
+  schema: S,
+  mirrored: boolean,
+  opts: { untraced?: boolean } = {},
+): Topic<S> {
+  return { name, schema, mirrored, ...opts };
 }
 
 /**
@@ -45,8 +75,8 @@ export const TOPICS = {
   typing: topic("typing", TypingChangedSchema, true),
   receiptUpdated: topic("receipt.updated", ReceiptUpdatedSchema, true),
   presenceChanged: topic("presence.changed", PresenceChangedSchema, true),
-  presenceLease: topic("presence.lease", PresenceLeaseSchema, true),
-  canary: topic("canary", CanarySchema, true),
+  presenceLease: topic("presence.lease", PresenceLeaseSchema, true, { untraced: true }),
+  canary: topic("canary", CanarySchema, true, { untraced: true }),
 } as const;
 
 /** mirroredName is the name a region's topic has in other regions (MirrorMaker 2 style). */
@@ -74,15 +104,32 @@ export function allTopicNames(mirrors: readonly string[]): string[] {
   return Object.values(TOPICS).flatMap((t) => topicNames(t, mirrors));
 }
 
-/** publishEvents encodes and publishes payloads to a topic. */
+/**
+ * publishEvents encodes and publishes payloads to a topic. Traced, the publish is a producer
+ * span and every record carries its context (headers), which the consumers continue.
+ */
 export async function publishEvents<S extends DescMessage>(
   bus: Pick<Bus, "publish">,
   t: Topic<S>,
   events: Array<{ key: string; value: MessageInitShape<S> }>,
 ): Promise<void> {
-  await bus.publish(
-    t.name,
-    events.map((e) => ({ key: e.key, value: toBinary(t.schema, create(t.schema, e.value)) })),
+  const encode = (headers?: RecordHeaders): BusRecordInput[] =>
+    events.map((e) => {
+      const record: BusRecordInput = {
+        key: e.key,
+        value: toBinary(t.schema, create(t.schema, e.value)),
+      };
+      if (headers) record.headers = headers;
+      return record;
+    });
+  if (!tracingOn() || t.untraced) {
+    await bus.publish(t.name, encode());
+    return;
+  }
+  await inSpan(
+    `publish ${t.name}`,
+    { kind: SpanKind.PRODUCER, attributes: publishAttributes(t.name, events.length) },
+    () => bus.publish(t.name, encode(traceCarrier())),
   );
 }
 
@@ -90,6 +137,11 @@ export async function publishEvents<S extends DescMessage>(
 export interface Event<T> {
   value: T;
   record: BusRecord;
+  /**
+   * trace, when tracing is on, is the context of this record's consumer span: work a handler
+   * does for this event alone runs in it (inContext), continuing the event's own trace.
+   */
+  trace?: Context;
 }
 
 /**
@@ -145,13 +197,21 @@ export async function consumeEvents<S extends DescMessage>(opts: {
           );
         }
       }
+      const spans = tracingOn() && !t.untraced ? events.map((e) => consumerSpan(e)) : undefined;
       try {
         if (events.length > 0) {
-          await opts.handler(events);
+          await (spans
+            ? inMerged(
+                `process ${t.name}`,
+                events.map((e) => e.trace),
+                () => opts.handler(events),
+              )
+            : opts.handler(events));
           metrics.consumed.inc({ topic: t.name, outcome: "ok" }, events.length);
         }
         if (held) throw held;
       } catch (err) {
+        if (spans && err !== held) failSpans(spans, events, err);
         if (err === held) throw err;
         if (err instanceof RetryLater) {
           // handled counts events; the bus counts records, undecodable ones included.
@@ -163,7 +223,39 @@ export async function consumeEvents<S extends DescMessage>(opts: {
         metrics.consumed.inc({ topic: t.name, outcome: "retried" }, events.length);
         log.warn({ err, topic: t.name }, "bus handler failed; the batch will be redelivered");
         throw err;
+      } finally {
+        for (const s of spans ?? []) s?.end();
       }
     },
   });
+}
+
+/**
+ * consumerSpan starts the consumer span of one record, the child of the publish that its
+ * headers name (the trace goes on across the bus), and hands its context to the event.
+ */
+function consumerSpan<T>(e: Event<T>): OpenSpan | undefined {
+  const s = openSpan(`process ${e.record.topic}`, {
+    kind: SpanKind.CONSUMER,
+    parent: contextFrom(e.record.headers),
+    attributes: processAttributes(e.record),
+  });
+  e.trace = s?.context;
+  return s;
+}
+
+/**
+ * failSpans marks failed the consumer spans of the records a failed handler did not finish
+ * (RetryLater names how many it did: those stay successful).
+ */
+function failSpans<T>(
+  spans: Array<OpenSpan | undefined>,
+  events: Array<Event<T>>,
+  err: unknown,
+): void {
+  const done = err instanceof RetryLater ? Math.min(err.handled, events.length) : 0;
+  for (let i = done; i < spans.length; i++) {
+    if (err instanceof RetryLater) spans[i]?.span.setAttribute("chat.retry_later", true);
+    else spans[i]?.fail(err);
+  }
 }

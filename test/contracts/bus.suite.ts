@@ -111,6 +111,29 @@ export function busContract(
     t.true(got.records.every((r) => r.topic === name && r.key.startsWith("k")));
   });
 
+  test(`${name}: records keep their headers; records without keep none`, async (t) => {
+    const { bus, topic } = await withBus(t);
+    const name = await topic(uid("headers"));
+    const got = new Collector();
+    await bus.subscribe({
+      groupId: uid("g"),
+      topics: [name],
+      fromBeginning: true,
+      handler: async (b) => got.add(b),
+    });
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    await bus.publish(name, [
+      { key: "k", value: enc.encode("traced"), headers: { traceparent, tracestate: "a=1" } },
+      { key: "k", value: enc.encode("plain") },
+    ]);
+    await got.until(() => got.records.length >= 2);
+    const [traced, plain] = got.records;
+    t.is(dec.decode(traced?.value), "traced");
+    t.deepEqual(traced?.headers, { traceparent, tracestate: "a=1" });
+    t.is(dec.decode(plain?.value), "plain");
+    t.is(plain?.headers, undefined);
+  });
+
   test(`${name}: a group shares records among its members; each group gets them all`, async (t) => {
     const { bus, topic } = await withBus(t);
     const name = await topic(uid("groups"));

@@ -77,7 +77,9 @@ function mirrorContract(name: string, factory: TwoBuses, opts: { serial?: boolea
       const mirrored = await collect(t, b, `us-east-1.${topic}`);
       const backInA = await collect(t, a, `eu-west-1.${topic}`);
       for (let i = 0; i < 30; i++) {
-        await a.publish(topic, [{ key: `k${i % 3}`, value: enc.encode(`${i % 3}:${i}`) }]);
+        await a.publish(topic, [
+          { key: `k${i % 3}`, value: enc.encode(`${i % 3}:${i}`), headers: { n: String(i) } },
+        ]);
       }
       await mirrored.until(30);
       for (const k of ["0", "1", "2"]) {
@@ -89,6 +91,10 @@ function mirrorContract(name: string, factory: TwoBuses, opts: { serial?: boolea
         );
       }
       t.deepEqual(new Set(mirrored.got.map((r) => r.key)), new Set(["k0", "k1", "k2"]));
+      t.true(
+        mirrored.got.every((r) => r.headers?.n === dec.decode(r.value).split(":")[1]),
+        "headers (the trace context) go along",
+      );
       await Promise.all([ab.drained(), ba.drained()]);
       t.is(backInA.got.length, 0, "records mirrored into b are not mirrored back into a");
       t.is(ab.lag().applied, 30);

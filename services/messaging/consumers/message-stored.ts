@@ -18,6 +18,10 @@ export function consumeMessageStored(deps: {
     groupId: "messaging-routing",
     log: deps.log,
     metrics: deps.metrics,
-    handler: (events) => deps.router.route(events.map((e) => e.value)),
+    handler: (events) =>
+      deps.router.route(
+        events.map((e) => e.value),
+        events.map((e) => e.trace),
+      ),
   });
 }

@@ -85,10 +85,17 @@ export class RetryLater extends Error {
   }
 }
 
+/**
+ * RecordHeaders are a record's metadata beside its payload (Kafka record headers): the W3C
+ * trace context of its publish (tracing.ts). Consumers never need them to handle the record.
+ */
+export type RecordHeaders = Readonly<Record<string, string>>;
+
 /** BusRecordInput is a record to publish. */
 export interface BusRecordInput {
   key: string;
   value: Uint8Array;
+  headers?: RecordHeaders;
 }
 
 /** BusRecord is a consumed record. */
@@ -99,6 +106,8 @@ export interface BusRecord {
   key: string;
   value: Uint8Array;
   timestampMs: number;
+  /** headers are those it was published with; absent when it had none. */
+  headers?: RecordHeaders;
 }
 
 /** SubscribeOptions configures a consumer. */

@@ -1,6 +1,7 @@
 import {
   type Consumer,
   type EachBatchPayload,
+  type IHeaders,
   Kafka,
   type KafkaConfig,
   logLevel,
@@ -15,6 +16,7 @@ import {
   type BusRecord,
   type BusRecordInput,
   type ConsumerStatus,
+  type RecordHeaders,
   RetryLater,
   type SubscribeOptions,
   type Subscription,
@@ -124,6 +126,7 @@ export class KafkaBus implements Bus {
         messages: records.map((r) => ({
           key: r.key,
           value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
+          headers: r.headers,
         })),
       });
     })();
@@ -266,16 +269,21 @@ export class KafkaBus implements Bus {
     }: EachBatchPayload,
   ): Promise<void> {
     if (batch.messages.length === 0 || !isRunning() || isStale()) return;
-    const records: BusRecord[] = batch.messages.map((m) => ({
-      topic: batch.topic,
-      partition: batch.partition,
-      offset: m.offset,
-      key: m.key?.toString("utf8") ?? "",
-      value: m.value
-        ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
-        : new Uint8Array(),
-      timestampMs: Number(m.timestamp),
-    }));
+    const records: BusRecord[] = batch.messages.map((m) => {
+      const record: BusRecord = {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: m.offset,
+        key: m.key?.toString("utf8") ?? "",
+        value: m.value
+          ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
+          : new Uint8Array(),
+        timestampMs: Number(m.timestamp),
+      };
+      const headers = m.headers && headersOf(m.headers);
+      if (headers) record.headers = headers;
+      return record;
+    });
     // Commit now, not on a timer: a batch handled is a batch nobody else gets again. (The
     // payload's commit, unlike consumer.commitOffsets, still commits while the consumer stops.)
     const commitThrough = async (offset: string) => {
@@ -363,4 +371,20 @@ export class KafkaBus implements Bus {
     });
     return ready;
   }
+}
+
+/**
+ * headersOf reads a consumed record's headers as strings (kafkajs hands them over as bytes;
+ * a header repeated keeps its last value), or undefined when it has none.
+ */
+function headersOf(raw: IHeaders): RecordHeaders | undefined {
+  let out: Record<string, string> | undefined;
+  for (const name in raw) {
+    const v = raw[name];
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (last === undefined) continue;
+    out ??= {};
+    out[name] = typeof last === "string" ? last : last.toString("utf8");
+  }
+  return out;
 }

@@ -68,14 +68,16 @@ export class MemoryBus implements Bus {
     for (const r of records) {
       const partition = partitionOf(r.key, partitions.length);
       const p = partitions[partition] as Partition;
-      p.records.push({
+      const record: BusRecord = {
         topic,
         partition,
         offset: String(p.base + p.records.length),
         key: r.key,
         value: r.value,
         timestampMs: now,
-      });
+      };
+      if (r.headers) record.headers = r.headers;
+      p.records.push(record);
       touched.add(p);
     }
     for (const p of touched) {
