@@ -85,7 +85,10 @@ export interface ChatClientOptions {
   connectTimeoutMs?: number;
   /** client names the app in the server's logs. */
   client?: string;
-  /** WebSocket lets Node apps and tests supply an implementation (default: the global one). */
+  /**
+   * WebSocket is the implementation to dial with (default: the global one, which browsers and
+   * Node 22+ have). Runtimes without one pass theirs (e.g. the `ws` package); tests pass fakes.
+   */
   WebSocket?: typeof WebSocket;
   onListenerError?: (err: unknown) => void;
 }
@@ -223,7 +226,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.#regions = resolveRegions(opts);
     this.#probes = opts.regions !== undefined && this.#regions.length > 1;
     this.#rtts = this.#regions.map(() => undefined);
-    this.#WebSocket = opts.WebSocket ?? globalThis.WebSocket;
+    // Browsers (and Node 22+) have a global WebSocket; elsewhere the app passes one (e.g. `ws`).
+    const WebSocketImpl = opts.WebSocket ?? globalThis.WebSocket;
+    if (typeof WebSocketImpl !== "function") {
+      throw new Error(
+        "ChatClient needs a WebSocket: this runtime has no global one, pass options.WebSocket",
+      );
+    }
+    this.#WebSocket = WebSocketImpl;
     this.#store = opts.state ?? new MemoryStateStore();
     this.#failover = new FailoverPlan({
       regions: this.#regions.length,

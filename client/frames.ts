@@ -32,11 +32,12 @@ export function encodeClientFrame(
   kind: ClientKind,
   requestId: number,
   encoding: Encoding,
-): string | Uint8Array {
+): string | Uint8Array<ArrayBuffer> {
   const frame = create(ClientFrameSchema, { requestId, kind });
+  // toBinary writes into a fresh ArrayBuffer; the DOM's WebSocket.send wants it typed as one.
   return encoding === "json"
     ? toJsonString(ClientFrameSchema, frame)
-    : toBinary(ClientFrameSchema, frame);
+    : (toBinary(ClientFrameSchema, frame) as Uint8Array<ArrayBuffer>);
 }
 
 /**

@@ -2,6 +2,7 @@
 // service as its own process on each region's own DynamoDB Local, redis-server and mock Kafka.
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import { startWebClient, type WebClientServer } from "../web-client.ts";
 import { startEmbeddedRegions } from "./embedded.ts";
 import { startProcessRegions } from "./processes.ts";
 import { REGION_NAMES, type Regions } from "./regions.ts";
@@ -81,6 +82,20 @@ try {
   process.exit(1);
 }
 
+// The web client, on its own development-only port: it measures the regions, connects to the
+// nearest and fails over to the other, showing the region it is on.
+let web: WebClientServer | undefined;
+let webNote = "";
+try {
+  web = await startWebClient({
+    port: Number(process.env.WEB_PORT ?? 8085),
+    regions: regions.regions.map((r) => ({ name: r.name, url: r.gatewayUrls[0] as string })),
+    issuerUrl: regions.issuer.url,
+  });
+} catch (err) {
+  webNote = `the web client did not start: ${(err as Error).message}`;
+}
+
 const list = regions.regions.map((r) => `${r.name}=${r.gatewayUrls[0]}`).join(",");
 say(
   [
@@ -94,6 +109,7 @@ say(
     ...regions.regions.map(
       (r) => `  ${r.name.padEnd(10)} clients connect to ${r.gatewayUrls.join("  or  ")}`,
     ),
+    `  Web client            ${web ? `${web.url}/   (fails over between the regions; kill one to see it move)` : webNote}`,
     `  Get a dev token       curl '${regions.issuer.url}/token?user=alice'   (every region trusts it)`,
     "  Chat, failing over between the regions:",
     `    npm run chat -- --user alice --regions ${list} --issuer ${regions.issuer.url}`,
@@ -114,6 +130,7 @@ const stop = async () => {
   if (stopping) process.exit(1);
   stopping = true;
   say("stopping…");
+  await web?.close();
   await regions.stop();
   process.exit(0);
 };

@@ -4,6 +4,9 @@ import { stopOnSignals } from "../shared/process.ts";
 import { startTracing, stopTracing } from "../shared/tracing.ts";
 import { DEFAULT_PORTS, startLocalRegion } from "./region.ts";
 
+/** DEFAULT_WEB_PORT is where `npm start` serves the dev web client (WEB_PORT overrides). */
+const DEFAULT_WEB_PORT = 8085;
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
 const portsSchema = z.object({
   GATEWAY_PORT: port(DEFAULT_PORTS.gateway),
@@ -12,6 +15,9 @@ const portsSchema = z.object({
   NOTIFICATION_PORT: port(DEFAULT_PORTS.notification),
   PERSISTENCE_PORT: port(DEFAULT_PORTS.persistence),
   ISSUER_PORT: port(DEFAULT_PORTS.issuer),
+  WEB_PORT: port(DEFAULT_WEB_PORT),
+  /** WEB_CLIENT=off skips the web client. */
+  WEB_CLIENT: z.enum(["on", "off"]).default("on"),
 });
 
 try {
@@ -38,10 +44,28 @@ try {
     },
   });
   const u = region.urls;
+  // A separate, development-only server: the gateway's public port keeps /ws and /healthz only.
+  // Imported here so that nothing else that starts a region loads the web client's bundler.
+  let web: { url: string; close(): Promise<void> } | undefined;
+  let webNote = "";
+  if (p.WEB_CLIENT === "on") {
+    try {
+      const { startWebClient } = await import("../../dev/web-client.ts");
+      web = await startWebClient({
+        host: new URL(u.gateway).hostname.replace(/^\[|\]$/g, ""),
+        port: p.WEB_PORT,
+        regions: [{ name: "", url: region.wsUrl }],
+        issuerUrl: region.issuer.url,
+      });
+    } catch (err) {
+      webNote = `(the web client did not start: ${err instanceof Error ? err.message : err})`;
+    }
+  }
   const banner = [
     "",
     `Connect Chat: region "${region.region}" is running in this process on embedded backends.`,
     "",
+    `  Web client           ${web ? `${web.url}/     (open it in two windows, sign in as alice and bob)` : webNote || "off (WEB_CLIENT=off)"}`,
     `  Clients connect to   ${region.wsUrl}`,
     "                       (subprotocol connectchat.v1.proto, or connectchat.v1.json)",
     `  Get a dev token      curl '${region.issuer.url}/token?user=alice'`,
@@ -70,6 +94,7 @@ try {
   ];
   process.stdout.write(`${banner.join("\n")}\n`);
   stopOnSignals(async () => {
+    await web?.close();
     await region.stop();
     await stopTracing();
   }, region.gateway.log);

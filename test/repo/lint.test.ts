@@ -11,6 +11,11 @@ test("the code type-checks in strict mode (tsc)", async (t) => {
   t.is(r.code, 0, r.stdout + r.stderr);
 });
 
+test("the web client and the SDK type-check against the DOM (tsc -p web)", async (t) => {
+  const r = await run(bin("tsc"), ["-p", "web"]);
+  t.is(r.code, 0, r.stdout + r.stderr);
+});
+
 test("the lockfile is complete enough for npm ci (run scripts/lock-platform-packages.ts)", async (t) => {
   const { readFileSync } = await import("node:fs");
   const { missingPlatformPackages } = await import("../../scripts/lock-platform-packages.ts");
