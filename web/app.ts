@@ -80,6 +80,39 @@ const TYPING_SHOWN_MS = 6_000;
 let typingSentAt = 0;
 let typingIdle: ReturnType<typeof setTimeout> | undefined;
 
+/**
+ * stats are this tab's message counts, for the regions view of a two-region dev run (the
+ * server's /config.json says `"stats": true` then): texts sent, acknowledged, and delivered
+ * here from others, and duplicates, a message the SDK handed over a second time (the page
+ * would show it twice) — always 0. Kept in sessionStorage, so a reload does not reset them.
+ */
+const stats: { sent: number; acked: number; delivered: number; duplicates: number } = JSON.parse(
+  sessionStorage.getItem("chat.stats") ?? '{"sent":0,"acked":0,"delivered":0,"duplicates":0}',
+);
+/** received: keys of others' messages delivered to this tab since it loaded. */
+const received = new Set<string>();
+let statsChanged = true;
+function count(what: keyof typeof stats): void {
+  stats[what]++;
+  statsChanged = true;
+  sessionStorage.setItem("chat.stats", JSON.stringify(stats));
+}
+
+/** reportStats posts the counts to the dev server once a second, when they changed. */
+function reportStats(device: string): void {
+  setInterval(() => {
+    if (!statsChanged) return;
+    statsChanged = false;
+    fetch("/api/stats", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-regions-view": "1" },
+      body: JSON.stringify({ device, ...stats }),
+    }).catch(() => {
+      statsChanged = true;
+    });
+  }, 1_000);
+}
+
 /** keyOf identifies a send across copies and replays, as the SDK does. */
 const keyOf = (m: Pick<Message, "conversationId" | "senderId" | "clientMsgId">) =>
   `${m.conversationId}/${m.senderId}/${m.clientMsgId}`;
@@ -407,7 +440,9 @@ async function send(text: string): Promise<void> {
   list.append(item);
   list.scrollTop = list.scrollHeight;
   if (typingSentAt > 0) void setTyping(false);
+  count("sent");
   const stored = await c.send(id, text, { clientMsgId });
+  count("acked");
   if (current === id) show(stored);
   const view = conversations.get(id);
   if (view?.conversation.memberIds.some((u) => u !== c.userId && !online.get(u))) rewatch();
@@ -476,6 +511,7 @@ async function signIn(user: string): Promise<void> {
   const config = (await (await fetch("/config.json")).json()) as {
     regions: RegionEndpoint[];
     historyPageSize?: number;
+    stats?: boolean;
   };
   pageSize = config.historyPageSize ?? pageSize;
   let deviceId = sessionStorage.getItem("chat.device");
@@ -501,6 +537,7 @@ async function signIn(user: string): Promise<void> {
     onListenerError: showError,
   });
   client = c;
+  if (config.stats) reportStats(deviceId);
   // The region this tab is connected to, and why it moved when it fails over (the SDK picks
   // the nearest region and moves only when the connection to it is lost).
   let moved = "";
@@ -516,7 +553,15 @@ async function signIn(user: string): Promise<void> {
   c.on("disconnected", ({ reconnectInMs }) => {
     if (reconnectInMs !== undefined) setStatus("Connection lost; reconnecting…");
   });
-  c.on("message", (m) => void onMessage(m).catch(showError));
+  c.on("message", (m) => {
+    if (m.senderId !== c.userId && m.content.case === "text") {
+      const key = keyOf(m);
+      if (received.has(key)) count("duplicates");
+      else count("delivered");
+      received.add(key);
+    }
+    void onMessage(m).catch(showError);
+  });
   c.on("receipt", (r) => {
     const view = conversations.get(r.conversationId);
     if (!view) return;

@@ -2,7 +2,7 @@
 // service as its own process on each region's own DynamoDB Local, redis-server and mock Kafka.
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { startWebClient, type WebClientServer } from "../web-client.ts";
+import { regionsControl, startWebClient, type WebClientServer } from "../web-client.ts";
 import { startEmbeddedRegions } from "./embedded.ts";
 import { startProcessRegions } from "./processes.ts";
 import { REGION_NAMES, type Regions } from "./regions.ts";
@@ -91,6 +91,7 @@ try {
     port: Number(process.env.WEB_PORT ?? 8085),
     regions: regions.regions.map((r) => ({ name: r.name, url: r.gatewayUrls[0] as string })),
     issuerUrl: regions.issuer.url,
+    control: regionsControl(regions),
   });
 } catch (err) {
   webNote = `the web client did not start: ${(err as Error).message}`;
@@ -110,6 +111,9 @@ say(
       (r) => `  ${r.name.padEnd(10)} clients connect to ${r.gatewayUrls.join("  or  ")}`,
     ),
     `  Web client            ${web ? `${web.url}/   (fails over between the regions; kill one to see it move)` : webNote}`,
+    ...(web
+      ? [`  Regions view          ${web.url}/regions   (health, lag, devices; kill and restore)`]
+      : []),
     `  Get a dev token       curl '${regions.issuer.url}/token?user=alice'   (every region trusts it)`,
     "  Chat, failing over between the regions:",
     `    npm run chat -- --user alice --regions ${list} --issuer ${regions.issuer.url}`,

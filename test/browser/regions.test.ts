@@ -1,0 +1,177 @@
+import { existsSync } from "node:fs";
+import { copyFile, mkdir } from "node:fs/promises";
+import test, { type ExecutionContext } from "ava";
+import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import { regionsControl, startWebClient } from "../../dev/web-client.ts";
+import { regionList, withRegions } from "../support/regions.ts";
+
+/**
+ * The live regions view (/regions on the dev web server of a two-region run) in Debian's
+ * chromium: a region is killed from the view, the chat page connected to it fails over and
+ * keeps chatting, the view's counts add up with nothing shown twice, and the region comes back.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SHOTS = new URL("./screenshots/", import.meta.url);
+const DOCS_SHOT = new URL("../../docs/regions-view.png", import.meta.url);
+const WAIT = { timeout: 10_000 };
+const FAILOVER = { timeout: 20_000 };
+
+async function launch(t: ExecutionContext): Promise<Browser> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox"],
+  });
+  t.teardown(() => browser.close());
+  return browser;
+}
+
+/**
+ * signIn opens the web client in a fresh browser context (its own device) as `user`. `refuse`
+ * is a gateway URL this browser cannot reach (its WebSockets are closed at once), so that the
+ * page connects to the other region, as a user nearer to it would.
+ */
+async function signIn(browser: Browser, url: string, user: string, refuse?: string) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  if (refuse) await context.routeWebSocket(refuse, (ws) => ws.close());
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.getByLabel("User id", { exact: true }).fill(user);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page
+    .getByRole("status")
+    .filter({ hasText: `Signed in as ${user}` })
+    .waitFor(WAIT);
+  return page;
+}
+
+const message = (page: Page, text: string): Locator =>
+  page.locator("#messages li", { has: page.locator(".text").getByText(text, { exact: true }) });
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.getByLabel("Message", { exact: true }).press("Enter");
+}
+
+if (!existsSync(CHROMIUM)) {
+  const reason = `${CHROMIUM} is missing: apt-get install chromium`;
+  if (process.env.CI === "true") test("the browser tests have chromium", (t) => t.fail(reason));
+  else test.skip(`regions view tests (${reason})`, () => {});
+} else {
+  test("the regions view kills a region, its page fails over and keeps chatting, and restores it", async (t) => {
+    t.timeout(90_000);
+    const started = Date.now();
+    const regions = await withRegions(t);
+    const web = await startWebClient({
+      regions: regionList(regions),
+      issuerUrl: regions.issuer.url,
+      control: regionsControl(regions),
+    });
+    t.teardown(() => web.close());
+    const browser = await launch(t);
+
+    const view = await (
+      await browser.newContext({ viewport: { width: 1000, height: 460 } })
+    ).newPage();
+    await view.goto(`${web.url}/regions`);
+    const row = (name: string) => view.locator(`#regions tbody tr[data-region="${name}"]`);
+    const cellOf = (name: string, column: string) => row(name).locator(`td.col-${column}`);
+    const names = regions.regions.map((r) => r.name);
+    for (const name of names) {
+      await cellOf(name, "health").getByText("healthy", { exact: true }).waitFor(WAIT);
+      t.is(await cellOf(name, "state").textContent(), "running");
+    }
+    t.deepEqual(await view.locator("#regions thead th").allTextContents(), [
+      "Region",
+      "State",
+      "Health",
+      "Replication lag",
+      "Devices",
+      "Actions",
+    ]);
+
+    // Alice on the region nearest to her, bob on the other.
+    const alice = await signIn(browser, web.url, "alice");
+    const first = (await alice.locator("#region").textContent()) ?? "";
+    t.true(names.includes(first), `alice is on ${first}`);
+    const other = names.find((n) => n !== first) as string;
+    const bob = await signIn(browser, web.url, "bob", regions.region(first).gatewayUrls[0]);
+    t.is(await bob.locator("#region").textContent(), other);
+    await cellOf(first, "devices").getByText("1", { exact: true }).waitFor(WAIT);
+    await cellOf(other, "devices").getByText("1", { exact: true }).waitFor(WAIT);
+
+    await alice.getByLabel("Direct chat with (user id)", { exact: true }).fill("bob");
+    await alice.getByLabel("Direct chat with (user id)", { exact: true }).press("Enter");
+    await say(alice, "before");
+    await bob.getByRole("button", { name: "alice (direct), 1 unread" }).click();
+    await message(bob, "before").waitFor(WAIT);
+    await say(bob, "across the regions");
+    await message(alice, "across the regions").waitFor(WAIT);
+
+    // Alice's region is killed from the view: it shows it down, and her page moves.
+    await view.getByRole("button", { name: `Kill ${first}`, exact: true }).click();
+    await cellOf(first, "state").getByText("killed", { exact: true }).waitFor(WAIT);
+    t.is(await cellOf(first, "health").textContent(), "unhealthy");
+    t.true(await view.getByRole("button", { name: `Kill ${first}`, exact: true }).isDisabled());
+    await alice.locator("#region", { hasText: other }).waitFor(FAILOVER);
+    await alice
+      .getByRole("status")
+      .filter({ hasText: `moved from ${first}` })
+      .waitFor(WAIT);
+    await cellOf(other, "devices").getByText("2", { exact: true }).waitFor(FAILOVER);
+
+    // They keep chatting, on the region left.
+    await say(bob, "after");
+    await message(alice, "after").waitFor(FAILOVER);
+    await say(alice, "again");
+    await message(bob, "again").waitFor(FAILOVER);
+    await bob.waitForTimeout(500);
+    for (const page of [alice, bob]) {
+      t.deepEqual(await page.locator("#messages li .text").allTextContents(), [
+        "before",
+        "across the regions",
+        "after",
+        "again",
+      ]);
+    }
+
+    // The view sums what the pages report: 4 sent, 4 acked, 4 delivered, none shown twice.
+    const counts = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          ["sent", "acked", "delivered", "duplicates"].map(async (id) => [
+            id,
+            await view.locator(`#${id}`).textContent(),
+          ]),
+        ),
+      );
+    const expected = { sent: "4", acked: "4", delivered: "4", duplicates: "0" };
+    const deadline = Date.now() + 10_000;
+    while (JSON.stringify(await counts()) !== JSON.stringify(expected) && Date.now() < deadline) {
+      await view.waitForTimeout(200);
+    }
+    t.deepEqual(await counts(), expected);
+    t.is(await view.locator("#pages").textContent(), "2");
+    await mkdir(SHOTS, { recursive: true });
+    const shot = new URL("regions.png", SHOTS).pathname;
+    await view.screenshot({ path: shot });
+    await copyFile(shot, DOCS_SHOT);
+
+    // Another site cannot kill a region: without the view's header, or from another origin.
+    const other403 = await fetch(`${web.url}/api/regions/${other}/kill`, { method: "POST" });
+    t.is(other403.status, 403);
+    const foreign = await fetch(`${web.url}/api/regions/${other}/kill`, {
+      method: "POST",
+      headers: { "x-regions-view": "1", origin: "https://elsewhere.example" },
+    });
+    t.is(foreign.status, 403);
+    t.true(regions.region(other).up);
+
+    // Restored from the view: running and healthy again.
+    await view.getByRole("button", { name: `Restore ${first}`, exact: true }).click();
+    await cellOf(first, "state").getByText("running", { exact: true }).waitFor(FAILOVER);
+    await cellOf(first, "health").getByText("healthy", { exact: true }).waitFor(FAILOVER);
+    t.true(regions.region(first).up);
+    t.log(`regions view test took ${Date.now() - started} ms`);
+  });
+}
