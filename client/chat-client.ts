@@ -48,6 +48,12 @@ export interface ChatClientOptions {
    */
   regions?: RegionEndpoint[];
   /**
+   * preferRegion names one of `regions` to use whenever it answers, whatever its round-trip
+   * time (a user's home region, or a test that wants clients on different regions); the others
+   * are still ranked by round-trip time for failover.
+   */
+  preferRegion?: string;
+  /**
    * token returns a JWT for the user; it is called before every (re)connection with the region
    * being dialled (its configured name, "" with `url`) and its URL.
    */
@@ -183,12 +189,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   readonly #o: Required<
     Omit<
       ChatClientOptions,
-      "state" | "WebSocket" | "onListenerError" | "reconnect" | "url" | "regions"
+      "state" | "WebSocket" | "onListenerError" | "reconnect" | "url" | "regions" | "preferRegion"
     >
   >;
   readonly #regions: RegionEndpoint[];
   /** probes: with a choice of regions, they are ranked by measured round-trip time. */
   readonly #probes: boolean;
+  /** preferred is the index of preferRegion in #regions, -1 without one. */
+  #preferred = -1;
   #rtts: Array<number | undefined>;
   #probedAt = Number.NEGATIVE_INFINITY;
   #probing: { probe: Probe; done: Promise<void> } | undefined;
@@ -225,6 +233,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.deviceId = opts.deviceId;
     this.#regions = resolveRegions(opts);
     this.#probes = opts.regions !== undefined && this.#regions.length > 1;
+    if (opts.preferRegion !== undefined) {
+      this.#preferred = this.#regions.findIndex((r) => r.name === opts.preferRegion);
+      if (this.#preferred < 0) {
+        throw new Error(
+          `preferRegion ${JSON.stringify(opts.preferRegion)} is not one of the regions (${this.#regions.map((r) => r.name).join(", ")})`,
+        );
+      }
+    }
     this.#rtts = this.#regions.map(() => undefined);
     // Browsers (and Node 22+) have a global WebSocket; elsewhere the app passes one (e.g. `ws`).
     const WebSocketImpl = opts.WebSocket ?? globalThis.WebSocket;
@@ -513,7 +529,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
 
   /** order is the regions' preference order, as indices into #regions. */
   #order(): number[] {
-    return preferenceOrder(this.#rtts);
+    const order = preferenceOrder(this.#rtts);
+    // The preferred region goes first while it answers (an unreachable one stays last).
+    if (this.#preferred < 0 || this.#rtts[this.#preferred] === undefined) return order;
+    return [this.#preferred, ...order.filter((i) => i !== this.#preferred)];
   }
 
   /**

@@ -528,8 +528,13 @@ async function signIn(user: string): Promise<void> {
   // Fail on a refused user id before dialling.
   await token();
   const one = config.regions.length === 1 && !config.regions[0]?.name;
+  // ?region=<name> (the regions view's "Chat in …" links): prefer that region while it answers.
+  const wanted = new URLSearchParams(location.search).get("region");
+  const preferRegion = config.regions.some((r) => r.name === wanted)
+    ? (wanted as string)
+    : undefined;
   const c = new ChatClient({
-    ...(one ? { url: config.regions[0]?.url } : { regions: config.regions }),
+    ...(one ? { url: config.regions[0]?.url } : { regions: config.regions, preferRegion }),
     token,
     deviceId,
     client: "connect-chat-web",

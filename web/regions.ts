@@ -80,10 +80,17 @@ function render(): void {
       ? `held: ${r.pending} waiting, oldest ${r.lagMs} ms`
       : `${r.lagMs} ms, ${r.pending} waiting`;
     const actions = document.createElement("td");
+    // A chat window that prefers this region (it still fails over when the region is killed).
+    const chat = document.createElement("a");
+    chat.href = `/?region=${encodeURIComponent(r.name)}`;
+    chat.target = "_blank";
+    chat.textContent = `Chat in ${r.name}`;
     actions.append(
       button(`Kill ${r.name}`, !r.up || busy.has(r.name), () => act(r.name, "kill")),
       " ",
       button(`Restore ${r.name}`, r.up || busy.has(r.name), () => act(r.name, "restore")),
+      " ",
+      chat,
     );
     tr.append(
       th,

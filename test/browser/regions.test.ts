@@ -26,14 +26,9 @@ async function launch(t: ExecutionContext): Promise<Browser> {
   return browser;
 }
 
-/**
- * signIn opens the web client in a fresh browser context (its own device) as `user`. `refuse`
- * is a gateway URL this browser cannot reach (its WebSockets are closed at once), so that the
- * page connects to the other region, as a user nearer to it would.
- */
-async function signIn(browser: Browser, url: string, user: string, refuse?: string) {
+/** signIn opens the web client at `url` in a fresh browser context (its own device) as `user`. */
+async function signIn(browser: Browser, url: string, user: string) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  if (refuse) await context.routeWebSocket(refuse, (ws) => ws.close());
   const page = await context.newPage();
   await page.goto(url);
   await page.getByLabel("User id", { exact: true }).fill(user);
@@ -90,12 +85,17 @@ if (!existsSync(CHROMIUM)) {
       "Actions",
     ]);
 
-    // Alice on the region nearest to her, bob on the other.
-    const alice = await signIn(browser, web.url, "alice");
-    const first = (await alice.locator("#region").textContent()) ?? "";
-    t.true(names.includes(first), `alice is on ${first}`);
-    const other = names.find((n) => n !== first) as string;
-    const bob = await signIn(browser, web.url, "bob", regions.region(first).gatewayUrls[0]);
+    // Alice in one region, bob in the other: the view's "Chat in …" links, as a user opens them.
+    const [first, other] = names as [string, string];
+    const chatIn = async (name: string) => {
+      const href = await view
+        .getByRole("link", { name: `Chat in ${name}`, exact: true })
+        .getAttribute("href");
+      return `${web.url}${href}`;
+    };
+    const alice = await signIn(browser, await chatIn(first), "alice");
+    t.is(await alice.locator("#region").textContent(), first);
+    const bob = await signIn(browser, await chatIn(other), "bob");
     t.is(await bob.locator("#region").textContent(), other);
     await cellOf(first, "devices").getByText("1", { exact: true }).waitFor(WAIT);
     await cellOf(other, "devices").getByText("1", { exact: true }).waitFor(WAIT);

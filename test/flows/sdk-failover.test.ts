@@ -92,6 +92,28 @@ test.serial("the client connects to the region with the lowest round-trip time",
 });
 
 test.serial(
+  "a preferred region is used while it answers, and left like any other when it does not",
+  async (t) => {
+    const r = await twoRegions(t);
+    r.proxy["eu-west-1"].delay(150);
+    // Farther away, but preferred.
+    const client = failoverClient(t, r, "carol", ["us-east-1", "eu-west-1"], {
+      preferRegion: "eu-west-1",
+      probeTimeoutMs: 10_000,
+    });
+    const welcome = await client.connect();
+    t.is(welcome.region, "eu-west-1");
+    const moved = client.once("region");
+    r.proxy["eu-west-1"].cut();
+    const [left] = await within(moved, 10_000, "the switch to us-east-1");
+    t.like(left, { from: "eu-west-1", to: "us-east-1" });
+    t.throws(() => failoverClient(t, r, "dave", undefined, { preferRegion: "ap-south-1" }), {
+      message: /preferRegion "ap-south-1" is not one of the regions \(us-east-1, eu-west-1\)/,
+    });
+  },
+);
+
+test.serial(
   "a cut region is left at once for the other; the client stays there until that connection is lost",
   async (t) => {
     const r = await twoRegions(t);
