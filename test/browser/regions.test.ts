@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { copyFile, mkdir } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import test, { type ExecutionContext } from "ava";
 import { type Browser, chromium, type Locator, type Page } from "playwright-core";
 import { regionsControl, startWebClient } from "../../dev/web-client.ts";
@@ -12,7 +12,6 @@ import { regionList, withRegions } from "../support/regions.ts";
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = new URL("./screenshots/", import.meta.url);
-const DOCS_SHOT = new URL("../../docs/regions-view.png", import.meta.url);
 const WAIT = { timeout: 10_000 };
 const FAILOVER = { timeout: 20_000 };
 
@@ -155,7 +154,6 @@ if (!existsSync(CHROMIUM)) {
     await mkdir(SHOTS, { recursive: true });
     const shot = new URL("regions.png", SHOTS).pathname;
     await view.screenshot({ path: shot });
-    await copyFile(shot, DOCS_SHOT);
 
     // Another site cannot kill a region: without the view's header, or from another origin.
     const other403 = await fetch(`${web.url}/api/regions/${other}/kill`, { method: "POST" });
