@@ -62,7 +62,8 @@ for (const [name, generator] of [
     t.is(s.ack.count, s.work.sends);
     const byKind = s.work.wire.framesInByKind;
     const deliveries = (byKind.deliveries ?? 0) + (byKind.message ?? 0);
-    t.true(deliveries >= s.achievedDeliveriesPerSecond, "delivery frames were counted");
+    // Frames, not deliveries: a busy gateway puts several messages in one `deliveries` frame.
+    t.true(deliveries > 0, "delivery frames were counted");
     t.true(s.work.wire.bytesIn > 0 && s.work.wire.framesOut >= s.work.sends);
     t.true(s.loadCpuMicrosPerDelivery > 0, "the generator's CPU per delivery was measured");
     t.truthy(s.work.processes.target, "the target's collections and allocation were read");
