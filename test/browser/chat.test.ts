@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import test, { type ExecutionContext } from "ava";
-import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { startWebClient } from "../../dev/web-client.ts";
+import { CHROMIUM, launch, message, SHOTS, signIn, WAIT } from "../support/browser.ts";
 import { connect, withRegion } from "../support/region.ts";
 import { regionList, withRegions } from "../support/regions.ts";
 
@@ -11,9 +12,6 @@ import { regionList, withRegions } from "../support/regions.ts";
  * headless, driven by playwright-core (never a downloaded browser). Screenshots of the main
  * screens go to test/browser/screenshots/ (ignored by git, except the one the README shows).
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = new URL("./screenshots/", import.meta.url);
-const WAIT = { timeout: 10_000 };
 
 /** setup starts a region on free ports, the web client's server for it, and a browser. */
 async function setup(t: ExecutionContext, historyPageSize?: number) {
@@ -26,35 +24,6 @@ async function setup(t: ExecutionContext, historyPageSize?: number) {
   t.teardown(() => web.close());
   return { region, url: web.url, browser: await launch(t) };
 }
-
-async function launch(t: ExecutionContext): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox"],
-  });
-  t.teardown(() => browser.close());
-  return browser;
-}
-
-/** signIn opens the web client in a fresh browser context (its own device) as `user`. */
-async function signIn(browser: Browser, url: string, user: string): Promise<Page> {
-  const page = await (
-    await browser.newContext({ viewport: { width: 1000, height: 700 } })
-  ).newPage();
-  await page.goto(url);
-  await page.getByLabel("User id", { exact: true }).fill(user);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page
-    .getByRole("status")
-    .filter({ hasText: `Signed in as ${user}` })
-    .waitFor(WAIT);
-  return page;
-}
-
-/** message is the list item of the open conversation that holds `text`. */
-const message = (page: Page, text: string): Locator =>
-  page.locator("#messages li", { has: page.locator(".text").getByText(text, { exact: true }) });
 
 async function shot(page: Page, name: string): Promise<void> {
   await mkdir(SHOTS, { recursive: true });

@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import test, { type ExecutionContext } from "ava";
-import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import test from "ava";
+import type { Page } from "playwright-core";
 import { regionsControl, startWebClient } from "../../dev/web-client.ts";
+import { CHROMIUM, launch, message, SHOTS, signIn, WAIT } from "../support/browser.ts";
 import { regionList, withRegions } from "../support/regions.ts";
 
 /**
@@ -10,37 +11,7 @@ import { regionList, withRegions } from "../support/regions.ts";
  * chromium: a region is killed from the view, the chat page connected to it fails over and
  * keeps chatting, the view's counts add up with nothing shown twice, and the region comes back.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = new URL("./screenshots/", import.meta.url);
-const WAIT = { timeout: 10_000 };
 const FAILOVER = { timeout: 20_000 };
-
-async function launch(t: ExecutionContext): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox"],
-  });
-  t.teardown(() => browser.close());
-  return browser;
-}
-
-/** signIn opens the web client at `url` in a fresh browser context (its own device) as `user`. */
-async function signIn(browser: Browser, url: string, user: string) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await context.newPage();
-  await page.goto(url);
-  await page.getByLabel("User id", { exact: true }).fill(user);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page
-    .getByRole("status")
-    .filter({ hasText: `Signed in as ${user}` })
-    .waitFor(WAIT);
-  return page;
-}
-
-const message = (page: Page, text: string): Locator =>
-  page.locator("#messages li", { has: page.locator(".text").getByText(text, { exact: true }) });
 
 async function say(page: Page, text: string): Promise<void> {
   await page.getByLabel("Message", { exact: true }).fill(text);
