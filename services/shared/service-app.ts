@@ -1,11 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
-import {
-  type ConnectRouter,
-  createRouterTransport,
-  type Interceptor,
-  type Transport,
-} from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor, Transport } from "@connectrpc/connect";
 import { Health as HealthService } from "../../gen/grpc/health/v1/health_pb.ts";
+import { createDirectTransport } from "./direct-transport.ts";
 import { createHealth, type Health } from "./health.ts";
 import { serverInterceptors } from "./interceptors.ts";
 import { type InternalSigner, signingInterceptor } from "./internal-auth.ts";
@@ -66,23 +62,21 @@ export interface RunningService {
 }
 
 /**
- * inProcessTransport calls an app's handlers in this process, through the same server
- * interceptors (tracing, error edge, authentication, validation) and with the same signed
- * token, trace context and deadline as a call over the network, minus the HTTP/2 connection: what services running in
- * one process (the embedded region) use to call each other. `signer` is the caller's (null:
- * no token at all, as an outsider).
+ * inProcessTransport calls an app's handlers in this process, through the same client and
+ * server interceptors (tracing, the signed token, error edge, authentication, validation), with
+ * the same trace context and deadline as a call over the network, minus the wire
+ * (direct-transport.ts): what services running in one process (the embedded region) use to
+ * call each other. `signer` is the caller's (null: no token at all, as an outsider).
  */
 export function inProcessTransport(
   app: ServiceApp,
   signer: InternalSigner | null,
   defaultTimeoutMs?: number,
 ): Transport {
-  return createRouterTransport((router) => app.routes(router), {
-    router: { interceptors: interceptorsOf(app) },
-    transport: {
-      interceptors: signer ? [clientTracing(), signingInterceptor(signer)] : [clientTracing()],
-      ...(defaultTimeoutMs === undefined ? {} : { defaultTimeoutMs }),
-    },
+  return createDirectTransport((router) => app.routes(router), {
+    serverInterceptors: interceptorsOf(app),
+    clientInterceptors: signer ? [clientTracing(), signingInterceptor(signer)] : [clientTracing()],
+    defaultTimeoutMs,
   });
 }
 
