@@ -8,13 +8,13 @@ import {
 } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { createValidator } from "@bufbuild/protovalidate";
 import {
   type ClientFrame,
   ClientFrameSchema,
   type ServerFrame,
   ServerFrameSchema,
 } from "../../gen/chat/v1/client_pb.ts";
+import { createContractValidator } from "../shared/validation.ts";
 
 /** PROTO_SUBPROTOCOL carries binary protobuf frames (the default). */
 export const PROTO_SUBPROTOCOL = "connectchat.v1.proto";
@@ -31,7 +31,7 @@ export interface FrameError {
   requestId: number;
 }
 
-const validator = createValidator();
+const validator = createContractValidator();
 
 /**
  * warmFrameValidation compiles the frame rules now: protovalidate compiles them on first use,

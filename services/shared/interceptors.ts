@@ -1,9 +1,9 @@
-import { createValidator } from "@bufbuild/protovalidate";
 import { Code, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { BackendError, toConnectError, unauthenticated } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
+import { createContractValidator } from "./validation.ts";
 
 /**
  * Caller is the user and device a request acts for, as the gateway authenticated them and
@@ -71,6 +71,6 @@ export function serverInterceptors(
   return [
     edgeInterceptor(log, metrics),
     ...app,
-    createValidateInterceptor({ validator: createValidator() }),
+    createValidateInterceptor({ validator: createContractValidator() }),
   ];
 }
