@@ -251,8 +251,9 @@ export function build(deps: GatewayAppDeps): GatewayApp {
         if (conn && conn.userId === item.userId && conn.isOpen) deliver(conn, frame, true);
         continue;
       }
+      const except = item.exceptDeviceId;
       for (const conn of byUser.get(item.userId) ?? []) {
-        if (conn.isOpen) deliver(conn, frame, false);
+        if (conn.isOpen && (except === "" || conn.deviceId !== except)) deliver(conn, frame, false);
       }
     }
   }

@@ -116,10 +116,11 @@ interface WaitingPosition {
   position: ReceiptPosition;
 }
 
-/** ReceiptWrite is a receipt to write and the members to tell when it moves. */
+/** ReceiptWrite is a receipt to write, by which device, and the members of its conversation. */
 interface ReceiptWrite {
   receipt: Receipt;
   memberIds: string[];
+  deviceId: string;
 }
 
 /**
@@ -558,7 +559,11 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
     unproven.forEach((u, j) => {
       const actor = items[u.item]?.actor as Caller;
       if (proven[j])
-        writes.push({ receipt: receiptOf(kind, actor, u.position), memberIds: u.memberIds });
+        writes.push({
+          receipt: receiptOf(kind, actor, u.position),
+          memberIds: u.memberIds,
+          deviceId: actor.deviceId,
+        });
       else if (opts.waitForPeers && !opts.waited) ahead.push(u);
       else errors[u.item] ??= u.error;
     });
@@ -648,7 +653,11 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
           const memberIds = conversation.memberIds;
           unproven.push({ item, position: p, error: beyond.error, memberIds });
         } else {
-          writes.push({ receipt: receiptOf(kind, actor, p), memberIds: conversation.memberIds });
+          writes.push({
+            receipt: receiptOf(kind, actor, p),
+            memberIds: conversation.memberIds,
+            deviceId: actor.deviceId,
+          });
         }
       }
     });
@@ -656,10 +665,13 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
   }
 
   /**
-   * writeReceipts writes receipts (one call per thousand) and publishes those that moved.
+   * writeReceipts writes receipts (one call per thousand) and publishes those that moved, to
+   * be told to those they concern (DESIGN.md §4.5): the members whose messages the advance
+   * covers, and the reader's other devices. Relaying every receipt to every member would be n²
+   * frames per group message; the others fetch receipts when they show them (GetReceipts).
    * A write that did not advance but stands exactly where it was asked to was made by an
    * earlier try of the same ack whose publish failed (or by another device of the user at the
-   * same position): it is published again, or the members would never hear of it.
+   * same position): it is published again, to every member, as whom it covered is unknown.
    */
   async #writeReceipts(writes: ReceiptWrite[]): Promise<void> {
     if (writes.length === 0) return;
@@ -667,22 +679,29 @@ export class MessagingHandler implements ServiceImpl<typeof MessagingService> {
       writes.map((w) => w.receipt),
       async (receipts) => (await this.#d.persistence.batchWriteReceipts({ receipts })).results,
     );
-    const advanced = results.flatMap((r, j) => {
+    const events = results.flatMap((r, j) => {
       const w = writes[j];
       if (!r.receipt || !w) return [];
       const stored = vectorFromProto(r.receipt.upTo);
       const asked = vectorFromProto(w.receipt.upTo);
-      const current = r.advanced || (dominates(stored, asked) && dominates(asked, stored));
-      return current ? [{ receipt: r.receipt, memberIds: w.memberIds }] : [];
+      if (!r.advanced && !(dominates(stored, asked) && dominates(asked, stored))) return [];
+      const recipientIds =
+        !r.advanced || r.coversMany
+          ? w.memberIds
+          : concerned(w.memberIds, r.receipt.userId, r.coveredSenderIds);
+      return [
+        {
+          key: r.receipt.conversationId,
+          value: {
+            receipt: r.receipt,
+            recipientIds,
+            originRegion: this.#d.region,
+            fromDeviceId: w.deviceId,
+          },
+        },
+      ];
     });
-    await publishEvents(
-      this.#d.bus,
-      TOPICS.receiptUpdated,
-      advanced.map(({ receipt, memberIds }) => ({
-        key: receipt.conversationId,
-        value: { receipt, recipientIds: memberIds, originRegion: this.#d.region },
-      })),
-    );
+    await publishEvents(this.#d.bus, TOPICS.receiptUpdated, events);
   }
 
   /**
@@ -926,4 +945,10 @@ function errorFrame(err: ConnectError): ErrorFrame {
 
 function union(a: string[], b: string[]): string[] {
   return [...new Set([...a, ...b])];
+}
+
+/** concerned are the members a receipt's advance concerns: its reader and the covered senders. */
+function concerned(memberIds: string[], readerId: string, senderIds: string[]): string[] {
+  const senders = new Set(senderIds);
+  return memberIds.filter((id) => id === readerId || senders.has(id));
 }

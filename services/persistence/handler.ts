@@ -60,7 +60,7 @@ import {
   type StoredConversation,
 } from "../shared/ports/chat-store.ts";
 import type { InboxStore } from "../shared/ports/inbox-store.ts";
-import { vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
+import { type Vector, vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
 
 /** PersistenceDeps are what the persistence handler needs. */
 export interface PersistenceDeps {
@@ -81,6 +81,9 @@ const DEFAULT_LIST_PAGE = 100;
  * seq allocation and hlc stamping: it reads the log head, stamps the next message and lets
  * the store's compare-and-set reject it if another writer got there first.
  */
+/** COVERED_LOOKUP is the most messages a receipt's advance is searched for their senders. */
+const COVERED_LOOKUP = 100;
+
 export class PersistenceHandler implements ServiceImpl<typeof PersistenceService> {
   readonly #d: PersistenceDeps;
   readonly #conversations = new KeyedLock();
@@ -455,16 +458,46 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
 
   async #writeReceipt(r: Receipt) {
     const kind = receiptKindName(r.kind);
-    const { merged, advanced } = await this.#d.store.writeReceipt(
+    const { merged, before, advanced } = await this.#d.store.writeReceipt(
       r.conversationId,
       r.userId,
       kind,
       vectorFromProto(r.upTo),
     );
+    const covered =
+      advanced && kind !== "sent"
+        ? await this.#coveredSenders(r.conversationId, before, merged)
+        : { senderIds: [], many: false };
     return {
       receipt: create(ReceiptSchema, { ...r, upTo: vectorToProto(merged) }),
       advanced,
+      coveredSenderIds: covered.senderIds,
+      coversMany: covered.many,
     };
+  }
+
+  /**
+   * coveredSenders finds who sent the messages stored here between two positions of a
+   * receipt: those its advance concerns. Acks come every few hundred milliseconds, so an advance
+   * is a few messages; one over more than COVERED_LOOKUP is not looked up (`many`).
+   */
+  async #coveredSenders(conversationId: string, before: Vector, after: Vector) {
+    const ranges = [...after]
+      .map(([region, seq]) => ({ region, from: before.get(region) ?? 0n, to: seq }))
+      .filter(({ from, to }) => to > from);
+    const count = ranges.reduce((sum, { from, to }) => sum + (to - from), 0n);
+    if (count > BigInt(COVERED_LOOKUP)) return { senderIds: [], many: true };
+    const senders = new Set<string>();
+    for (const { region, from, to } of ranges) {
+      const messages = await this.#d.store.messagesAfter(
+        conversationId,
+        region,
+        from,
+        Number(to - from),
+      );
+      for (const m of messages) if (m.seq <= to) senders.add(m.senderId);
+    }
+    return { senderIds: [...senders].sort(), many: false };
   }
 
   /** membershipItems says which membership items a membership change writes. */

@@ -13,6 +13,8 @@ import { inSpan, SpanKind, traceCarrier, tracingOn } from "./tracing.ts";
 export interface Push {
   userIds: readonly string[];
   frame: ServerFrame;
+  /** exceptDeviceId leaves out the users' connections of that device (the one that knows). */
+  exceptDeviceId?: string;
 }
 
 /**
@@ -51,12 +53,19 @@ export class Fanout {
     const perInstance = new Map<string, GatewayDeliveryItem[]>();
     for (const p of pushes) {
       let bytes: Uint8Array | undefined;
+      const exceptDeviceId = p.exceptDeviceId ?? "";
       for (const userId of p.userIds) {
-        const instances = new Set((sessions.get(userId) ?? []).map((s) => s.instanceId));
+        const instances = new Set(
+          (sessions.get(userId) ?? [])
+            .filter((s) => exceptDeviceId === "" || s.deviceId !== exceptDeviceId)
+            .map((s) => s.instanceId),
+        );
         for (const instanceId of instances) {
           bytes ??= toBinary(ServerFrameSchema, p.frame);
           const items = perInstance.get(instanceId) ?? [];
-          items.push(create(GatewayDeliveryItemSchema, { userId, serverFrame: bytes }));
+          items.push(
+            create(GatewayDeliveryItemSchema, { userId, serverFrame: bytes, exceptDeviceId }),
+          );
           perInstance.set(instanceId, items);
         }
       }

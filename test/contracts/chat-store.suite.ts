@@ -277,6 +277,8 @@ export function chatStoreContract(
       ]),
     );
     t.true(r2.advanced, "a new region advanced");
+    t.deepEqual(r1.before, new Map(), "nothing before the first write");
+    t.deepEqual(r2.before, new Map([["us-east-1", 5n]]), "what the write found");
     t.deepEqual(
       r2.merged,
       new Map([

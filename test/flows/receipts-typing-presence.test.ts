@@ -40,6 +40,46 @@ test("delivered and read receipts reach the other members", async (t) => {
   );
 });
 
+test("in a group, a receipt goes live to the senders it covers and the reader's other devices; the rest fetch it", async (t) => {
+  const region = await withRegion(t);
+  const alice = await connect(t, region, "alice");
+  const bobPhone = await connect(t, region, "bob", "phone");
+  const bobLaptop = await connect(t, region, "bob", "laptop");
+  const carol = await connect(t, region, "carol");
+  const group = await alice.createGroup("g", ["bob", "carol"]);
+  const heard = new Map<string, string[]>();
+  for (const [name, client] of Object.entries({ alice, bobPhone, bobLaptop, carol })) {
+    heard.set(name, []);
+    client.on("receipt", (r) => {
+      if (r.userId === "bob" && r.kind === ReceiptKind.READ)
+        heard.get(name)?.push(r.conversationId);
+    });
+  }
+  const seen = [bobPhone, bobLaptop, carol].map((c) => new MessageRecorder(c));
+  const m = await alice.send(group.id, "lunch?");
+  await Promise.all(seen.map((s) => s.count(1)));
+
+  const toAlice = alice.once("receipt", (r) => r.userId === "bob" && r.kind === ReceiptKind.READ);
+  const toLaptop = bobLaptop.once(
+    "receipt",
+    (r) => r.userId === "bob" && r.kind === ReceiptKind.READ,
+  );
+  await bobPhone.markRead(group.id, new Map([[m.originRegion, m.seq]]));
+  await within(
+    Promise.all([toAlice, toLaptop]),
+    5_000,
+    "bob's read receipt at alice and at his laptop",
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(heard.get("carol"), [], "carol sent nothing it covers: not told");
+  t.deepEqual(heard.get("bobPhone"), [], "the device that read knows already");
+
+  const fetched = (await carol.receipts(group.id)).find(
+    (r) => r.userId === "bob" && r.kind === ReceiptKind.READ,
+  );
+  t.is(fetched?.upTo?.seqs[region.region], m.seq, "carol fetches it when she wants it");
+});
+
 test("typing indicators reach the other members; non-members cannot send them", async (t) => {
   const region = await withRegion(t);
   const alice = await connect(t, region, "alice");

@@ -191,6 +191,31 @@ test("receipts advance and merge; a stale receipt does not move them back", asyn
   t.is((unspecified as ConnectError).code, Code.InvalidArgument);
 });
 
+test("a receipt's advance names the senders of the messages it newly covers", async (t) => {
+  const p = persistence();
+  const from = (senderId: string, clientMsgId: string) =>
+    p.appendMessage({ ...text("g", clientMsgId), senderId });
+  for (const [i, sender] of ["alice", "carol", "alice", "dave", "erin"].entries()) {
+    await from(sender, String(i + 1));
+  }
+  const w = (kind: ReceiptKind, seq: bigint) =>
+    p.writeReceipt({
+      receipt: { conversationId: "g", userId: "bob", kind, upTo: { seqs: { "us-east-1": seq } } },
+    });
+  const first = await w(ReceiptKind.DELIVERED, 3n);
+  t.deepEqual([first.coveredSenderIds, first.coversMany], [["alice", "carol"], false]);
+  const next = await w(ReceiptKind.DELIVERED, 4n);
+  t.deepEqual(next.coveredSenderIds, ["dave"], "only what the advance covers, not before it");
+  const stale = await w(ReceiptKind.DELIVERED, 2n);
+  t.deepEqual([stale.advanced, stale.coveredSenderIds], [false, []]);
+  const read = await w(ReceiptKind.READ, 5n);
+  t.deepEqual(read.coveredSenderIds, ["alice", "carol", "dave", "erin"], "each kind on its own");
+
+  for (let i = 6; i <= 107; i++) await from("alice", String(i));
+  const many = await w(ReceiptKind.DELIVERED, 107n);
+  t.deepEqual([many.advanced, many.coversMany, many.coveredSenderIds], [true, true, []]);
+});
+
 test("BatchReadReceipts reads every kind, or only the kind asked for", async (t) => {
   const p = persistence();
   const write = (conversationId: string, userId: string, kind: ReceiptKind) =>

@@ -529,6 +529,11 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
     case: "deliveries";
   } | {
     /**
+     * receipt, pushed, is a member's delivered or read receipt that advanced over messages of
+     * yours, or your own receipt advanced from another of your devices. Receipts of other
+     * members over other members' messages are not pushed (that is n² frames per group
+     * message): get_receipts fetches them.
+     *
      * @generated from field: chat.v1.Receipt receipt = 10;
      */
     value: Receipt;
@@ -578,7 +583,7 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
   } | {
     /**
      * receipts answers get_receipts; pushed (request_id 0), it carries receipts of one
-     * conversation that advanced together, each to be handled like a receipt frame.
+     * conversation that advanced together, each to be handled like a pushed receipt frame.
      *
      * @generated from field: chat.v1.Receipts receipts = 17;
      */

@@ -12,7 +12,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file chat/v1/events.proto.
  */
 export const file_chat_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChRjaGF0L3YxL2V2ZW50cy5wcm90bxIHY2hhdC52MSJJCg1NZXNzYWdlU3RvcmVkEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USFQoNcmVjaXBpZW50X2lkcxgCIAMoCSJECg1JbmJveEFwcGVuZGVkEg8KB3VzZXJfaWQYASABKAkSIgoFZW50cnkYAiABKAsyEy5jaGF0LnYxLkluYm94RW50cnkivwEKDVVzZXJDb25uZWN0ZWQSDwoHdXNlcl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRITCgtpbnN0YW5jZV9pZBgEIAEoCRIlCgVpbmJveBgFIAEoCzIWLmNoYXQudjEuVmVyc2lvblZlY3RvchImCgZyZWFzb24YBiABKA4yFi5jaGF0LnYxLkNvbm5lY3RSZWFzb24SEgoKcmVxdWVzdF9pZBgHIAEoDSJfChBVc2VyRGlzY29ubmVjdGVkEg8KB3VzZXJfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEwoLaW5zdGFuY2VfaWQYBCABKAkiXgoNVHlwaW5nQ2hhbmdlZBIfCgZ0eXBpbmcYASABKAsyDy5jaGF0LnYxLlR5cGluZxIVCg1yZWNpcGllbnRfaWRzGAIgAygJEhUKDW9yaWdpbl9yZWdpb24YAyABKAkiYQoOUmVjZWlwdFVwZGF0ZWQSIQoHcmVjZWlwdBgBIAEoCzIQLmNoYXQudjEuUmVjZWlwdBIVCg1yZWNpcGllbnRfaWRzGAIgAygJEhUKDW9yaWdpbl9yZWdpb24YAyABKAkiVgoPUHJlc2VuY2VDaGFuZ2VkEiMKCHByZXNlbmNlGAEgASgLMhEuY2hhdC52MS5QcmVzZW5jZRIOCgZyZWdpb24YAiABKAkSDgoGdHRsX21zGAMgASgNIlYKDVByZXNlbmNlTGVhc2USDgoGcmVnaW9uGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEhAKCHVzZXJfaWRzGAMgAygJEg4KBnR0bF9tcxgEIAEoDSJQCgZDYW5hcnkSDgoGcmVnaW9uGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEg0KBW5vbmNlGAMgASgEEhIKCnNlbnRfYXRfbXMYBCABKAMizAEKD0dhdGV3YXlEZWxpdmVyeRIrCgVpdGVtcxgBIAMoCzIcLmNoYXQudjEuR2F0ZXdheURlbGl2ZXJ5SXRlbRIUCgxjYW5hcnlfbm9uY2UYAiABKAQSQQoNdHJhY2VfY29udGV4dBgDIAMoCzIqLmNoYXQudjEuR2F0ZXdheURlbGl2ZXJ5LlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiUAoTR2F0ZXdheURlbGl2ZXJ5SXRlbRIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSFAoMc2VydmVyX2ZyYW1lGAMgASgMKmQKDUNvbm5lY3RSZWFzb24SHgoaQ09OTkVDVF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZDT05ORUNUX1JFQVNPTl9DT05ORUNUEAESFwoTQ09OTkVDVF9SRUFTT05fU1lOQxACYgZwcm90bzM", [file_chat_v1_types]);
+  fileDesc("ChRjaGF0L3YxL2V2ZW50cy5wcm90bxIHY2hhdC52MSJJCg1NZXNzYWdlU3RvcmVkEiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USFQoNcmVjaXBpZW50X2lkcxgCIAMoCSJECg1JbmJveEFwcGVuZGVkEg8KB3VzZXJfaWQYASABKAkSIgoFZW50cnkYAiABKAsyEy5jaGF0LnYxLkluYm94RW50cnkivwEKDVVzZXJDb25uZWN0ZWQSDwoHdXNlcl9pZBgBIAEoCRIRCglkZXZpY2VfaWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRITCgtpbnN0YW5jZV9pZBgEIAEoCRIlCgVpbmJveBgFIAEoCzIWLmNoYXQudjEuVmVyc2lvblZlY3RvchImCgZyZWFzb24YBiABKA4yFi5jaGF0LnYxLkNvbm5lY3RSZWFzb24SEgoKcmVxdWVzdF9pZBgHIAEoDSJfChBVc2VyRGlzY29ubmVjdGVkEg8KB3VzZXJfaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEwoLaW5zdGFuY2VfaWQYBCABKAkiXgoNVHlwaW5nQ2hhbmdlZBIfCgZ0eXBpbmcYASABKAsyDy5jaGF0LnYxLlR5cGluZxIVCg1yZWNpcGllbnRfaWRzGAIgAygJEhUKDW9yaWdpbl9yZWdpb24YAyABKAkieQoOUmVjZWlwdFVwZGF0ZWQSIQoHcmVjZWlwdBgBIAEoCzIQLmNoYXQudjEuUmVjZWlwdBIVCg1yZWNpcGllbnRfaWRzGAIgAygJEhUKDW9yaWdpbl9yZWdpb24YAyABKAkSFgoOZnJvbV9kZXZpY2VfaWQYBCABKAkiVgoPUHJlc2VuY2VDaGFuZ2VkEiMKCHByZXNlbmNlGAEgASgLMhEuY2hhdC52MS5QcmVzZW5jZRIOCgZyZWdpb24YAiABKAkSDgoGdHRsX21zGAMgASgNIlYKDVByZXNlbmNlTGVhc2USDgoGcmVnaW9uGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEhAKCHVzZXJfaWRzGAMgAygJEg4KBnR0bF9tcxgEIAEoDSJQCgZDYW5hcnkSDgoGcmVnaW9uGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEg0KBW5vbmNlGAMgASgEEhIKCnNlbnRfYXRfbXMYBCABKAMizAEKD0dhdGV3YXlEZWxpdmVyeRIrCgVpdGVtcxgBIAMoCzIcLmNoYXQudjEuR2F0ZXdheURlbGl2ZXJ5SXRlbRIUCgxjYW5hcnlfbm9uY2UYAiABKAQSQQoNdHJhY2VfY29udGV4dBgDIAMoCzIqLmNoYXQudjEuR2F0ZXdheURlbGl2ZXJ5LlRyYWNlQ29udGV4dEVudHJ5GjMKEVRyYWNlQ29udGV4dEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiagoTR2F0ZXdheURlbGl2ZXJ5SXRlbRIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSFAoMc2VydmVyX2ZyYW1lGAMgASgMEhgKEGV4Y2VwdF9kZXZpY2VfaWQYBCABKAkqZAoNQ29ubmVjdFJlYXNvbhIeChpDT05ORUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFkNPTk5FQ1RfUkVBU09OX0NPTk5FQ1QQARIXChNDT05ORUNUX1JFQVNPTl9TWU5DEAJiBnByb3RvMw", [file_chat_v1_types]);
 
 /**
  * MessageStored is published by messaging once a message is durable in its origin region
@@ -185,7 +185,7 @@ export const TypingChangedSchema: GenMessage<TypingChanged> = /*@__PURE__*/
   messageDesc(file_chat_v1_events, 4);
 
 /**
- * ReceiptUpdated relays an advanced receipt to the other members (topic receipt.updated, keyed
+ * ReceiptUpdated relays an advanced receipt to those it concerns (topic receipt.updated, keyed
  * by conversation id; mirrored to other regions).
  *
  * @generated from message chat.v1.ReceiptUpdated
@@ -197,6 +197,9 @@ export type ReceiptUpdated = Message<"chat.v1.ReceiptUpdated"> & {
   receipt?: Receipt | undefined;
 
   /**
+   * recipient_ids are the members who sent the messages the advance covers, and the reader
+   * (for their other devices); every member when it covered too many messages to look up.
+   *
    * @generated from field: repeated string recipient_ids = 2;
    */
   recipientIds: string[];
@@ -205,6 +208,13 @@ export type ReceiptUpdated = Message<"chat.v1.ReceiptUpdated"> & {
    * @generated from field: string origin_region = 3;
    */
   originRegion: string;
+
+  /**
+   * from_device_id is the reader's device that moved the receipt: it knows already.
+   *
+   * @generated from field: string from_device_id = 4;
+   */
+  fromDeviceId: string;
 };
 
 /**
@@ -379,6 +389,13 @@ export type GatewayDeliveryItem = Message<"chat.v1.GatewayDeliveryItem"> & {
    * @generated from field: bytes server_frame = 3;
    */
   serverFrame: Uint8Array;
+
+  /**
+   * except_device_id, when set, leaves out the user's connections of that device.
+   *
+   * @generated from field: string except_device_id = 4;
+   */
+  exceptDeviceId: string;
 };
 
 /**

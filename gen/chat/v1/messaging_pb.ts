@@ -755,7 +755,8 @@ export const MessagingService: GenService<{
     output: typeof GetHistoryResponseSchema;
   },
   /**
-   * MarkDelivered advances the caller's delivered receipts and tells the other members.
+   * MarkDelivered advances the caller's delivered receipts and tells the senders of the
+   * messages they newly cover and the caller's other devices.
    *
    * @generated from rpc chat.v1.MessagingService.MarkDelivered
    */
@@ -765,7 +766,8 @@ export const MessagingService: GenService<{
     output: typeof MarkDeliveredResponseSchema;
   },
   /**
-   * MarkRead advances the caller's read receipt and tells the other members.
+   * MarkRead advances the caller's read receipt and tells the senders of the messages it newly
+   * covers and the caller's other devices.
    *
    * @generated from rpc chat.v1.MessagingService.MarkRead
    */

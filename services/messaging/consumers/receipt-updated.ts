@@ -7,12 +7,20 @@ import { consumeEvents, TOPICS } from "../../shared/topics.ts";
 import { mergeMax, vectorFromProto, vectorToProto } from "../../shared/version-vector.ts";
 import type { RelayDeps } from "./relay.ts";
 
+/** Told is a receipt to tell, and the device to leave out: the one that moved it ("": none). */
+interface Told {
+  receipt: Receipt;
+  except: string;
+}
+
 /**
- * consumeReceiptUpdated relays advanced receipts (from every region) to the members connected
- * here, coalesced per conversation. Every message of a group of n moves n delivered receipts,
- * each of which n members should see: n² frames per message if relayed one by one. Instead,
- * the changes of a conversation that arrive within `windowMs` of its first one are merged (per
- * member and kind, the furthest position) and go out as one frame per member device.
+ * consumeReceiptUpdated relays advanced receipts (from every region) to the users connected
+ * here that each concerns (its recipient_ids: the senders of the messages it covers and the
+ * reader, whose device that moved it is left out), coalesced: the changes of a conversation
+ * that arrive within `windowMs` of its first one are merged per user (per member and kind, the
+ * furthest position) and go out as one frame per user device. A sender in a busy group hears
+ * of all of its members' receipts in one frame per window, instead of every member hearing of
+ * every receipt.
  *
  * Receipts are durable in the store (GetReceipts); this is their live notification. A task that
  * dies holding a window loses at most that window's live updates, never the receipts.
@@ -20,26 +28,40 @@ import type { RelayDeps } from "./relay.ts";
 export async function consumeReceiptUpdated(
   deps: RelayDeps & { windowMs: number },
 ): Promise<Subscription> {
-  const pending = new Map<string, { recipientIds: string[]; receipts: Map<string, Receipt> }>();
+  // conversation → user → receipt key → what to tell
+  const pending = new Map<string, Map<string, Map<string, Told>>>();
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
 
   const flush = () => {
     timer = undefined;
-    const batch = [...pending.values()];
+    const pushes: Push[] = [];
+    for (const byUser of pending.values()) {
+      // Users told the same receipts, leaving out the same device, share one frame.
+      const shared = new Map<string, Push & { userIds: string[] }>();
+      for (const [userId, told] of byUser) {
+        for (const [except, list] of Map.groupBy(told.values(), (t) => t.except)) {
+          const receipts = list.map((t) => t.receipt);
+          const key = [except, ...receipts.map(signature)].join("\u0001");
+          const push = shared.get(key);
+          if (push) push.userIds.push(userId);
+          else {
+            shared.set(key, {
+              userIds: [userId],
+              exceptDeviceId: except,
+              frame: create(ServerFrameSchema, {
+                kind:
+                  receipts.length === 1
+                    ? { case: "receipt", value: receipts[0] as Receipt }
+                    : { case: "receipts", value: { receipts } },
+              }),
+            });
+          }
+        }
+      }
+      pushes.push(...shared.values());
+    }
     pending.clear();
-    const pushes: Push[] = batch.map(({ recipientIds, receipts }) => {
-      const list = [...receipts.values()];
-      return {
-        userIds: recipientIds,
-        frame: create(ServerFrameSchema, {
-          kind:
-            list.length === 1
-              ? { case: "receipt", value: list[0] as Receipt }
-              : { case: "receipts", value: { receipts: list } },
-        }),
-      };
-    });
     flushing = flushing
       .then(() => deps.fanout.push(pushes))
       .catch((err) => deps.log.warn({ err }, "could not relay receipts"));
@@ -57,26 +79,30 @@ export async function consumeReceiptUpdated(
       for (const { value: e } of events) {
         const r = e.receipt;
         if (!r) continue;
-        const conversation = pending.get(r.conversationId) ?? {
-          recipientIds: [],
-          receipts: new Map<string, Receipt>(),
-        };
-        // The latest event carries the latest membership.
-        conversation.recipientIds = e.recipientIds;
+        const byUser = pending.get(r.conversationId) ?? new Map<string, Map<string, Told>>();
+        pending.set(r.conversationId, byUser);
         const key = `${r.userId}\u0000${r.kind}`;
-        const earlier = conversation.receipts.get(key);
-        conversation.receipts.set(
-          key,
-          earlier
-            ? create(ReceiptSchema, {
-                ...r,
-                upTo: vectorToProto(
-                  mergeMax(vectorFromProto(earlier.upTo), vectorFromProto(r.upTo)),
-                ),
-              })
-            : r,
-        );
-        pending.set(r.conversationId, conversation);
+        for (const userId of e.recipientIds) {
+          const own = userId === r.userId ? e.fromDeviceId : "";
+          const told = byUser.get(userId) ?? new Map<string, Told>();
+          byUser.set(userId, told);
+          const earlier = told.get(key);
+          told.set(
+            key,
+            earlier
+              ? {
+                  receipt: create(ReceiptSchema, {
+                    ...r,
+                    upTo: vectorToProto(
+                      mergeMax(vectorFromProto(earlier.receipt.upTo), vectorFromProto(r.upTo)),
+                    ),
+                  }),
+                  // Moved by two devices: each must hear of the other's part.
+                  except: earlier.except === own ? own : "",
+                }
+              : { receipt: r, except: own },
+          );
+        }
       }
       if (deps.windowMs === 0) await flush();
       else timer ??= setTimeout(flush, deps.windowMs);
@@ -89,4 +115,9 @@ export async function consumeReceiptUpdated(
       await flush();
     },
   };
+}
+
+/** signature tells receipts apart: whose, which kind, how far. */
+function signature(r: Receipt): string {
+  return `${r.userId}\u0000${r.kind}=${Object.entries(r.upTo?.seqs ?? {}).join()}`;
 }

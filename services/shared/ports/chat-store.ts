@@ -122,15 +122,16 @@ export interface ChatStore {
 
   /**
    * writeReceipt raises this region's receipt item of (conversation, user, kind) entry-wise to
-   * `upTo` and returns the receipt merged across regions, and whether anything advanced. Kind
-   * `sent` records that the user sent a message in the conversation (see ReceiptKindName).
+   * `upTo` and returns the receipt merged across regions before and after the write, and
+   * whether anything advanced. Kind `sent` records that the user sent a message in the
+   * conversation (see ReceiptKindName).
    */
   writeReceipt(
     conversationId: string,
     userId: string,
     kind: ReceiptKindName,
     upTo: Vector,
-  ): Promise<{ merged: Vector; advanced: boolean }>;
+  ): Promise<{ merged: Vector; before: Vector; advanced: boolean }>;
 
   /** readReceipts returns every receipt of a conversation (of every kind), merged across regions. */
   readReceipts(conversationId: string): Promise<StoredReceipt[]>;

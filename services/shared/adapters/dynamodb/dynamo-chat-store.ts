@@ -508,7 +508,7 @@ export class DynamoChatStore implements ChatStore {
       const merged = mergeMax(before, upTo);
       const advanced = [...merged].some(([r, seq]) => seq > (before.get(r) ?? 0n));
       const grew = [...next].some(([r, seq]) => seq > (mine ? (vectorOf(mine).get(r) ?? 0n) : 0n));
-      if (!grew) return { merged, advanced };
+      if (!grew) return { merged, before, advanced };
       const version = mine ? big(mine, "v") : 0n;
       try {
         await this.#db.send(
@@ -524,7 +524,7 @@ export class DynamoChatStore implements ChatStore {
             ExpressionAttributeValues: mine ? { ":v": n(version) } : undefined,
           }),
         );
-        return { merged, advanced };
+        return { merged, before, advanced };
       } catch (err) {
         if ((err as Error).name !== "ConditionalCheckFailedException" || attempt >= 10) throw err;
       }

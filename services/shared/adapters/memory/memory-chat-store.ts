@@ -382,7 +382,7 @@ export class MemoryChatStore implements ChatStore, Replica {
     }
     const merged = mergeVectors(byRegion.values());
     const advanced = [...merged].some(([region, seq]) => seq > (before.get(region) ?? 0n));
-    return { merged, advanced };
+    return { merged, before, advanced };
   }
 
   async readReceipts(conversationId: string): Promise<StoredReceipt[]> {
