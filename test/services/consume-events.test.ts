@@ -54,3 +54,38 @@ test("records held until due reach the handler in order at their time, undecoded
   await sub.close();
   await bus.close();
 });
+
+test("records due at once arriving a few at a time are looked at together, once per granularity", async (t) => {
+  const bus = new MemoryBus({ partitions: 1 });
+  const looks: string[][] = [];
+  let all: () => void = () => {};
+  const sawAll = new Promise<void>((resolve) => {
+    all = resolve;
+  });
+  const sub = await consumeEvents({
+    bus,
+    topic: TOPICS.inboxAppended,
+    groupId: "granular",
+    log: silentLogger,
+    metrics: createMetrics("t", { processMetrics: false }),
+    dueAtMs: (r) => r.timestampMs,
+    holdGranularityMs: 300,
+    handler: async (events) => {
+      looks.push(events.map((e) => e.value.userId));
+      if (looks.flat().length === 6) all();
+    },
+  });
+  const publish = (userId: string) =>
+    bus.publish(TOPICS.inboxAppended.name, [{ key: userId, value: appended(userId) }]);
+  await publish("u0");
+  while (looks.length === 0) await new Promise((r) => setTimeout(r, 5));
+  // Five more, one publish each, while the partition rests after its first look.
+  for (let i = 1; i <= 5; i++) {
+    await publish(`u${i}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await sawAll;
+  t.deepEqual(looks, [["u0"], ["u1", "u2", "u3", "u4", "u5"]]);
+  await sub.close();
+  await bus.close();
+});
