@@ -56,6 +56,8 @@ export interface GatewayAppDeps {
     maxPageRequestsInFlight: number;
     maxHistoryPageBytes: number;
     maxConnectionsPerUser: number;
+    /** ackLingerMs: how long acks gather before they leave together (GatewayConfig). */
+    ackLingerMs?: number;
     drainMs: number;
     /** canaryIntervalMs and canaryTimeoutMs tune the delivery canary (canary.ts). */
     canaryIntervalMs: number;
@@ -128,7 +130,13 @@ export function build(deps: GatewayAppDeps): GatewayApp {
   });
   const batchMarkDelivered = async (items: MessageInitShape<typeof BatchDeliveredItemSchema>[]) =>
     (await deps.messaging.batchMarkDelivered({ items })).outcomes;
-  const acks = new Batcher({ name: "ack", maxBatch: 500, maxInflight: 1, run: batchMarkDelivered });
+  const acks = new Batcher({
+    name: "ack",
+    maxBatch: 500,
+    maxInflight: 1,
+    lingerMs: config.ackLingerMs ?? 0,
+    run: batchMarkDelivered,
+  });
 
   const ackRetry = new AckRetry({ send: batchMarkDelivered, log });
 

@@ -7,7 +7,9 @@ import { activeContext, inMerged, tracingOn } from "./tracing.ts";
  * event-loop turn, together with everything else added in that turn; while `maxInflight`
  * batches are in flight, new items wait and leave together when one returns. An idle process
  * adds no delay, and a busy one makes batches as large as its load (up to `maxBatch`), which
- * is what spreads the fixed cost of an RPC over many items.
+ * is what spreads the fixed cost of an RPC over many items. With `lingerMs`, a batch waits that
+ * long for company before it leaves (unless it fills up): for items nobody waits on, such as
+ * acknowledgements, which would otherwise leave one by one at low load, an RPC each.
  */
 export class Batcher<I, R> {
   readonly #run: (items: I[]) => Promise<R[]>;
@@ -23,6 +25,8 @@ export class Batcher<I, R> {
   }> = [];
   #inflight = 0;
   #scheduled = false;
+  #linger: NodeJS.Timeout | undefined;
+  readonly #lingerMs: number;
 
   /**
    * `run` handles a batch and returns one result per item, in order; when it throws, every
@@ -35,7 +39,9 @@ export class Batcher<I, R> {
     maxInflight: number;
     run: (items: I[]) => Promise<R[]>;
     name?: string;
+    lingerMs?: number;
   }) {
+    this.#lingerMs = opts.lingerMs ?? 0;
     this.#run = opts.run;
     this.#maxBatch = opts.maxBatch;
     this.#maxInflight = opts.maxInflight;
@@ -50,13 +56,24 @@ export class Batcher<I, R> {
     });
   }
 
-  #schedule(): void {
-    if (this.#scheduled || this.#inflight >= this.#maxInflight) return;
+  /** schedule flushes soon; `waited` items (queued behind a batch in flight) linger no more. */
+  #schedule(waited = false): void {
+    if (this.#inflight >= this.#maxInflight) return;
+    if (this.#linger && (waited || this.#queue.length >= this.#maxBatch)) {
+      clearTimeout(this.#linger);
+      this.#linger = undefined;
+      this.#scheduled = false;
+    }
+    if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    const go = () => {
+      this.#linger = undefined;
       this.#scheduled = false;
       this.#flush();
-    });
+    };
+    if (this.#lingerMs > 0 && !waited && this.#queue.length < this.#maxBatch) {
+      this.#linger = setTimeout(go, this.#lingerMs);
+    } else setImmediate(go);
   }
 
   #flush(): void {
@@ -85,7 +102,7 @@ export class Batcher<I, R> {
         })
         .finally(() => {
           this.#inflight--;
-          if (this.#queue.length > 0) this.#schedule();
+          if (this.#queue.length > 0) this.#schedule(true);
         });
     }
   }

@@ -57,3 +57,27 @@ test("inChunks keeps every call within the contracts' item limit and the results
   t.deepEqual(sizes, [MAX_BATCH_ITEMS, MAX_BATCH_ITEMS, 5]);
   t.deepEqual(out, items);
 });
+
+test("with lingerMs, items nobody waits on gather for that long and leave in one batch", async (t) => {
+  const calls: number[][] = [];
+  const b = new Batcher<number, number>({
+    maxBatch: 3,
+    maxInflight: 1,
+    lingerMs: 1_000,
+    run: async (items) => {
+      calls.push(items);
+      return items;
+    },
+  });
+  const first = b.add(1);
+  await new Promise((r) => setTimeout(r, 20));
+  const second = b.add(2);
+  t.deepEqual(await Promise.all([first, second]), [1, 2]);
+  t.deepEqual(calls, [[1, 2]], "one call for items 20 ms apart");
+  // A full batch does not wait.
+  const full = [b.add(3), b.add(4), b.add(5)];
+  const started = performance.now();
+  await Promise.all(full);
+  t.deepEqual(calls[1], [3, 4, 5]);
+  t.true(performance.now() - started < 500, "a full batch leaves at once, not after its linger");
+});
