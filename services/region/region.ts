@@ -65,8 +65,8 @@ export interface LocalRegionOptions {
   internalKeys?: InternalKeySet;
   /**
    * calls says how the services call each other: "in-process" (the default: the same
-   * handlers, interceptors, tokens and deadlines, without the loopback HTTP/2 connection, since
-   * they share this process anyway) or "loopback" (gRPC over each service's port, as separate
+   * handlers, interceptors, tokens and deadlines, without the wire, since they share this
+   * process anyway: direct-transport.ts) or "loopback" (gRPC over each service's port, as separate
    * tasks do). Every service listens on its port either way, for probes.
    */
   calls?: "in-process" | "loopback";
