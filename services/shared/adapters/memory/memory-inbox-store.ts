@@ -9,20 +9,12 @@ import { keys } from "../../item-keys.ts";
 import type { InboxStore } from "../../ports/inbox-store.ts";
 import type { Vector } from "../../version-vector.ts";
 import { AgeBuckets } from "./age-buckets.ts";
+import { EntryLog, type Kept } from "./entry-log.ts";
 import { ChangeListeners, foreignRegion, type ItemChange, type Replica } from "./replica.ts";
 
 /** Stored is an inbox entry as the change stream carries it (dev/replication). */
 interface Stored {
   entry: InboxEntry;
-  atMs: number;
-}
-
-/**
- * Kept is an entry as an inbox keeps it: its seq is its key, its region the inbox's, and its
- * message the one copy every inbox holding it shares.
- */
-interface Kept {
-  message: Message;
   atMs: number;
 }
 
@@ -35,13 +27,16 @@ interface Held {
 }
 
 interface RegionInbox {
-  /** seq → entry, oldest first; dense for the own region, possibly holed for replicated ones. */
-  entries: Map<bigint, Kept>;
+  /**
+   * the entries by seq, each with the one message copy every inbox holding it shares; dense for
+   * the own region, possibly holed for replicated ones
+   */
+  entries: EntryLog;
   head: bigint;
   /** dropped is the last seq the window dropped: reads after a position before it say expired. */
   dropped: bigint;
   /** conversation\0origin region\0seq → inbox seq: the dedup items, one per message */
-  index: Map<string, bigint>;
+  index: Map<string, number>;
 }
 
 /** MemoryInboxStoreOptions bound what the store keeps; unbounded by default. */
@@ -93,7 +88,8 @@ export class MemoryInboxStore implements InboxStore, Replica {
     return items.map(({ userId, message }) => {
       const key = indexKey(message);
       const inbox = this.#inbox(userId, this.region);
-      const existing = inbox.index.get(key);
+      const found = inbox.index.get(key);
+      const existing = found === undefined ? undefined : BigInt(found);
       const stored = existing === undefined ? undefined : inbox.entries.get(existing);
       if (stored && existing !== undefined && !this.#expired(stored, now)) {
         return entryOf(this.region, existing, stored);
@@ -103,7 +99,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
       const kept = { message: held.message, atMs: now };
       inbox.entries.set(seq, kept);
       inbox.head = seq;
-      inbox.index.set(held.key, seq);
+      inbox.index.set(held.key, Number(seq));
       this.#ages?.add(inboxKey(userId, this.region), now);
       this.#trim(inbox, now);
       const pk = keys.inbox(userId, this.region);
@@ -156,7 +152,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
       const [conversationId, originRegion, seq] = rest as [string, string, string];
       inbox.index.set(
         indexKey({ conversationId, originRegion, seq: BigInt(seq) }),
-        change.value as bigint,
+        Number(change.value as bigint),
       );
     } else {
       throw new Error(`MemoryInboxStore cannot hold item ${change.pk} / ${change.sk}`);
@@ -174,7 +170,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
         }
         for (const [key, seq] of inbox.index) {
           const [c, origin, m] = key.split("\u0000") as [string, string, string];
-          out.push({ pk, sk: keys.inboxDedup(c, origin, BigInt(m)), value: seq });
+          out.push({ pk, sk: keys.inboxDedup(c, origin, BigInt(m)), value: BigInt(seq) });
         }
       }
     }
@@ -230,13 +226,15 @@ export class MemoryInboxStore implements InboxStore, Replica {
    * DynamoDB's TTL). `dropped` remembers the last, for reads to report as expired.
    */
   #trim(inbox: RegionInbox, now: number) {
-    for (const [seq, kept] of inbox.entries) {
+    for (let first = inbox.entries.first(); first; first = inbox.entries.first()) {
+      const [seq, kept] = first;
       if (inbox.entries.size <= this.#maxEntries && !this.#expired(kept, now)) return;
-      inbox.entries.delete(seq);
+      inbox.entries.dropFirst();
       if (seq > inbox.dropped) inbox.dropped = seq;
       const m = kept.message;
       this.#release(m);
-      if (inbox.index.get(indexKey(m)) === seq) inbox.index.delete(indexKey(m));
+      const key = indexKey(m);
+      if (inbox.index.get(key) === Number(seq)) inbox.index.delete(key);
     }
   }
 
@@ -292,7 +290,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
     }
     let inbox = byRegion.get(region);
     if (!inbox) {
-      inbox = { entries: new Map(), head: 0n, dropped: 0n, index: new Map() };
+      inbox = { entries: new EntryLog(), head: 0n, dropped: 0n, index: new Map() };
       byRegion.set(region, inbox);
     }
     return inbox;
@@ -306,9 +304,9 @@ export class MemoryInboxStore implements InboxStore, Replica {
  */
 function lastKnown(inbox: RegionInbox, from: bigint): bigint {
   if (from <= inbox.head) return inbox.head;
-  let last = inbox.head;
-  for (const seq of inbox.entries.keys()) if (seq > last) last = seq;
-  return last;
+  const last = inbox.entries.last();
+  if (last > inbox.head) return last;
+  return inbox.head;
 }
 
 /** entryOf is a kept entry as the store returns it: a copy, which callers may change. */
