@@ -532,7 +532,8 @@ export type ServerFrame = Message<"chat.v1.ServerFrame"> & {
      * receipt, pushed, is a member's delivered or read receipt that advanced over messages of
      * yours, or your own receipt advanced from another of your devices. Receipts of other
      * members over other members' messages are not pushed (that is n² frames per group
-     * message): get_receipts fetches them.
+     * message; except an advance over more than 100 messages, pushed to every member):
+     * get_receipts fetches them.
      *
      * @generated from field: chat.v1.Receipt receipt = 10;
      */
