@@ -4,7 +4,6 @@ import { SignJWT } from "jose";
 import { PushPlatform } from "../../../gen/chat/v1/types_pb.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { H2Client, parseJson } from "./h2-client.ts";
-import { redact } from "./log-push.ts";
 import type { PushNote, PushOutcome, PushProvider, PushTarget } from "./push-provider.ts";
 import {
   type Attempt,
@@ -12,6 +11,7 @@ import {
   DEFAULT_RETRY,
   parseRetryAfter,
   type RetryPolicy,
+  reported,
   SYSTEM_CLOCK,
   withRetries,
 } from "./retry.ts";
@@ -172,13 +172,7 @@ export class ApnsPushProvider implements PushProvider {
       }
       return this.#judge(res.status, res.headers, reason);
     });
-    if (tried.outcome !== "sent") {
-      this.#log?.warn(
-        { token: redact(target.token), outcome: tried.outcome, attempts: tried.attempts },
-        `apns: ${tried.reason ?? tried.outcome}`,
-      );
-    }
-    return tried.outcome;
+    return reported(tried, "apns", target.token, this.#log);
   }
 
   close(): Promise<void> {

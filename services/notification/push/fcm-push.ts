@@ -5,7 +5,6 @@ import { PushPlatform } from "../../../gen/chat/v1/types_pb.ts";
 import type { Logger } from "../../shared/logger.ts";
 import { apnsCollapseId } from "./apns-push.ts";
 import { H2Client, parseJson } from "./h2-client.ts";
-import { redact } from "./log-push.ts";
 import type { PushNote, PushOutcome, PushProvider, PushTarget } from "./push-provider.ts";
 import {
   type Attempt,
@@ -13,6 +12,7 @@ import {
   DEFAULT_RETRY,
   parseRetryAfter,
   type RetryPolicy,
+  reported,
   SYSTEM_CLOCK,
   withRetries,
 } from "./retry.ts";
@@ -248,13 +248,7 @@ export class FcmPushProvider implements PushProvider {
       }
       return a;
     });
-    if (tried.outcome !== "sent") {
-      this.#log?.warn(
-        { token: redact(target.token), outcome: tried.outcome, attempts: tried.attempts },
-        `fcm: ${tried.reason ?? tried.outcome}`,
-      );
-    }
-    return tried.outcome;
+    return reported(tried, "fcm", target.token, this.#log);
   }
 
   close(): Promise<void> {

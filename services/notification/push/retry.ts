@@ -1,3 +1,5 @@
+import type { Logger } from "../../shared/logger.ts";
+import { redact } from "./log-push.ts";
 import type { PushOutcome } from "./push-provider.ts";
 
 /**
@@ -53,6 +55,25 @@ export interface Tried {
   outcome: PushOutcome;
   attempts: number;
   reason?: string;
+}
+
+/**
+ * reported returns a send's outcome, warning first (token redacted) when it did not go out:
+ * how FCM and APNs end every send.
+ */
+export function reported(
+  tried: Tried,
+  service: string,
+  token: string,
+  log: Pick<Logger, "warn"> | undefined,
+): PushOutcome {
+  if (tried.outcome !== "sent") {
+    log?.warn(
+      { token: redact(token), outcome: tried.outcome, attempts: tried.attempts },
+      `${service}: ${tried.reason ?? tried.outcome}`,
+    );
+  }
+  return tried.outcome;
 }
 
 /**
