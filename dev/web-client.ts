@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RegionEndpoint } from "../client/index.ts";
+import type { PageStats, RegionInfo, RegionsSnapshot } from "../web/regions-api.ts";
 import type { Regions } from "./regions/regions.ts";
 
 /**
@@ -56,39 +57,11 @@ export interface WebClientOptions {
   control?: RegionsControl;
 }
 
-/** RegionInfo is one row of the regions view. */
-export interface RegionInfo {
-  name: string;
-  /** up is false between kill and restore. */
-  up: boolean;
-  /** healthy: the region's gateway answered /healthz with 200 within a second. */
-  healthy: boolean;
-  /**
-   * lagMs is the replication lag into this region: the age of the oldest item written in
-   * another region and not yet applied here (0 when nothing is waiting), as the replication
-   * stand-ins measure it; pending counts those items; paused says replication into it is held
-   * (an end is down, or the regions are partitioned).
-   */
-  lagMs: number;
-  pending: number;
-  paused: boolean;
-  /** devices are the WebSockets its gateway holds open now (null when it cannot tell). */
-  devices: number | null;
-}
-
 /** RegionsControl is what the regions view reads and does. */
 export interface RegionsControl {
   regions(): Promise<RegionInfo[]>;
   kill(name: string): Promise<void>;
   restore(name: string): Promise<void>;
-}
-
-/** PageStats are one chat page's counts, as it reports them. */
-export interface PageStats {
-  sent: number;
-  acked: number;
-  delivered: number;
-  duplicates: number;
 }
 
 /**
@@ -229,7 +202,11 @@ export async function startWebClient(opts: WebClientOptions): Promise<WebClientS
               send(
                 200,
                 "application/json",
-                JSON.stringify({ regions, messages: totals, pages: stats.size }),
+                JSON.stringify({
+                  regions,
+                  messages: totals,
+                  pages: stats.size,
+                } satisfies RegionsSnapshot),
               );
             },
             (err: Error) => send(500, "application/json", JSON.stringify({ error: err.message })),

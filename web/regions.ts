@@ -5,20 +5,7 @@
  * chat pages report. Polls /api/regions once a second; plain DOM.
  */
 
-interface RegionInfo {
-  name: string;
-  up: boolean;
-  healthy: boolean;
-  lagMs: number;
-  pending: number;
-  paused: boolean;
-  devices: number | null;
-}
-interface Snapshot {
-  regions: RegionInfo[];
-  messages: { sent: number; acked: number; delivered: number; duplicates: number };
-  pages: number;
-}
+import type { RegionsSnapshot as Snapshot } from "./regions-api.ts";
 
 const el = (id: string): HTMLElement => {
   const found = document.getElementById(id);
