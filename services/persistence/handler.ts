@@ -60,7 +60,7 @@ import {
   type StoredConversation,
 } from "../shared/ports/chat-store.ts";
 import type { InboxStore } from "../shared/ports/inbox-store.ts";
-import { type Vector, vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
+import { vectorFromProto, vectorToProto } from "../shared/version-vector.ts";
 
 /** PersistenceDeps are what the persistence handler needs. */
 export interface PersistenceDeps {
@@ -83,6 +83,21 @@ const DEFAULT_LIST_PAGE = 100;
  */
 /** COVERED_LOOKUP is the most messages a receipt's advance is searched for their senders. */
 const COVERED_LOOKUP = 100;
+
+/** Range is the seqs of one region's messages a receipt's advance covers: (from, to]. */
+interface Range {
+  region: string;
+  from: bigint;
+  to: bigint;
+}
+
+/** Written is a receipt as written, and what its advance covers. */
+interface Written {
+  receipt: Receipt;
+  advanced: boolean;
+  covered: Range[];
+  coversMany: boolean;
+}
 
 export class PersistenceHandler implements ServiceImpl<typeof PersistenceService> {
   readonly #d: PersistenceDeps;
@@ -290,22 +305,12 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
 
   async writeReceipt(req: WriteReceiptRequest) {
     if (!req.receipt) throw invalidArgument("receipt: required");
-    return this.#writeReceipt(req.receipt);
+    const [result] = await this.#writeReceipts([req.receipt]);
+    return result ?? {};
   }
 
   async batchWriteReceipts(req: BatchWriteReceiptsRequest) {
-    const results = new Array(req.receipts.length);
-    // Writes to one receipt one after another (each merges into the last); others concurrently.
-    await Promise.all(
-      [...groupBy(req.receipts, (r) => `${r.conversationId}\u0000${r.userId}\u0000${r.kind}`)].map(
-        async ([, indexes]) => {
-          for (const i of indexes) {
-            results[i] = await this.#writeReceipt(req.receipts[i] as Receipt);
-          }
-        },
-      ),
-    );
-    return { results };
+    return { results: await this.#writeReceipts(req.receipts) };
   }
 
   async batchReadHeads(req: BatchReadHeadsRequest) {
@@ -456,7 +461,36 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
     };
   }
 
-  async #writeReceipt(r: Receipt) {
+  /**
+   * writeReceipts writes receipts, those of one (conversation, user, kind) one after another
+   * (each merges into the last) and the others concurrently, and names the senders each
+   * advance covers.
+   */
+  async #writeReceipts(receipts: Receipt[]) {
+    const written = new Array<Written>(receipts.length);
+    await Promise.all(
+      [...groupBy(receipts, (r) => `${r.conversationId}\u0000${r.userId}\u0000${r.kind}`)].map(
+        async ([, indexes]) => {
+          for (const i of indexes) written[i] = await this.#writeReceipt(receipts[i] as Receipt);
+        },
+      ),
+    );
+    const senders = await this.#coveredSenders(written);
+    return written.map((w, i) => ({
+      receipt: w.receipt,
+      advanced: w.advanced,
+      coveredSenderIds: senders[i] ?? [],
+      coversMany: w.coversMany,
+    }));
+  }
+
+  /**
+   * writeReceipt writes one receipt and says which messages its advance newly covers: per
+   * region, the seqs after the receipt before the write up to the receipt after it. Acks come
+   * every few hundred milliseconds, so an advance is a few messages; one over more than
+   * COVERED_LOOKUP is not looked up (`coversMany`).
+   */
+  async #writeReceipt(r: Receipt): Promise<Written> {
     const kind = receiptKindName(r.kind);
     const { merged, before, advanced } = await this.#d.store.writeReceipt(
       r.conversationId,
@@ -464,40 +498,57 @@ export class PersistenceHandler implements ServiceImpl<typeof PersistenceService
       kind,
       vectorFromProto(r.upTo),
     );
-    const covered =
-      advanced && kind !== "sent"
-        ? await this.#coveredSenders(r.conversationId, before, merged)
-        : { senderIds: [], many: false };
-    return {
-      receipt: create(ReceiptSchema, { ...r, upTo: vectorToProto(merged) }),
-      advanced,
-      coveredSenderIds: covered.senderIds,
-      coversMany: covered.many,
-    };
+    const receipt = create(ReceiptSchema, { ...r, upTo: vectorToProto(merged) });
+    if (!advanced || kind === "sent") return { receipt, advanced, covered: [], coversMany: false };
+    const covered = [...merged]
+      .map(([region, seq]) => ({ region, from: before.get(region) ?? 0n, to: seq }))
+      .filter(({ from, to }) => to > from);
+    const count = covered.reduce((sum, { from, to }) => sum + (to - from), 0n);
+    return count > BigInt(COVERED_LOOKUP)
+      ? { receipt, advanced, covered: [], coversMany: true }
+      : { receipt, advanced, covered, coversMany: false };
   }
 
   /**
-   * coveredSenders finds who sent the messages stored here between two positions of a
-   * receipt: those its advance concerns. Acks come every few hundred milliseconds, so an advance
-   * is a few messages; one over more than COVERED_LOOKUP is not looked up (`many`).
+   * coveredSenders names, per written receipt, who sent the messages stored here that it newly
+   * covers. The members of a group acknowledge the same messages, so the receipts of a batch
+   * mostly cover the same few: each conversation and region is read once, over the union of
+   * what its receipts cover (unless that is wider than COVERED_LOOKUP, then per receipt).
    */
-  async #coveredSenders(conversationId: string, before: Vector, after: Vector) {
-    const ranges = [...after]
-      .map(([region, seq]) => ({ region, from: before.get(region) ?? 0n, to: seq }))
-      .filter(({ from, to }) => to > from);
-    const count = ranges.reduce((sum, { from, to }) => sum + (to - from), 0n);
-    if (count > BigInt(COVERED_LOOKUP)) return { senderIds: [], many: true };
-    const senders = new Set<string>();
-    for (const { region, from, to } of ranges) {
-      const messages = await this.#d.store.messagesAfter(
-        conversationId,
-        region,
-        from,
-        Number(to - from),
-      );
-      for (const m of messages) if (m.seq <= to) senders.add(m.senderId);
+  async #coveredSenders(written: Written[]): Promise<string[][]> {
+    const key = (conversationId: string, region: string) => `${conversationId}\u0000${region}`;
+    const unions = new Map<string, { conversationId: string; region: string } & Range>();
+    for (const w of written) {
+      for (const r of w.covered) {
+        const k = key(w.receipt.conversationId, r.region);
+        const u = unions.get(k);
+        if (!u) unions.set(k, { conversationId: w.receipt.conversationId, ...r });
+        else {
+          if (r.from < u.from) u.from = r.from;
+          if (r.to > u.to) u.to = r.to;
+        }
+      }
     }
-    return { senderIds: [...senders].sort(), many: false };
+    const read = (conversationId: string, { region, from, to }: Range) =>
+      this.#d.store.messagesAfter(conversationId, region, from, Number(to - from));
+    const shared = new Map<string, Message[]>();
+    await Promise.all(
+      [...unions].map(async ([k, u]) => {
+        if (u.to - u.from <= BigInt(COVERED_LOOKUP)) shared.set(k, await read(u.conversationId, u));
+      }),
+    );
+    return Promise.all(
+      written.map(async (w) => {
+        const senders = new Set<string>();
+        for (const r of w.covered) {
+          const messages =
+            shared.get(key(w.receipt.conversationId, r.region)) ??
+            (await read(w.receipt.conversationId, r));
+          for (const m of messages) if (m.seq > r.from && m.seq <= r.to) senders.add(m.senderId);
+        }
+        return [...senders].sort();
+      }),
+    );
   }
 
   /** membershipItems says which membership items a membership change writes. */

@@ -216,6 +216,27 @@ test("a receipt's advance names the senders of the messages it newly covers", as
   t.deepEqual([many.advanced, many.coversMany, many.coveredSenderIds], [true, true, []]);
 });
 
+test("in one batch, each receipt names only the senders of what it covers", async (t) => {
+  const p = persistence();
+  for (const [i, sender] of ["alice", "carol", "dave", "erin"].entries()) {
+    await p.appendMessage({ ...text("g", String(i + 1)), senderId: sender });
+  }
+  const at = (userId: string, seq: bigint) => ({
+    conversationId: "g",
+    userId,
+    kind: ReceiptKind.DELIVERED,
+    upTo: { seqs: { "us-east-1": seq } },
+  });
+  await p.writeReceipt({ receipt: at("carol", 2n) });
+  const { results } = await p.batchWriteReceipts({
+    receipts: [at("bob", 1n), at("carol", 4n), at("bob", 3n), at("frank", 4n)],
+  });
+  t.deepEqual(
+    results.map((r) => r.coveredSenderIds),
+    [["alice"], ["dave", "erin"], ["carol", "dave"], ["alice", "carol", "dave", "erin"]],
+  );
+});
+
 test("BatchReadReceipts reads every kind, or only the kind asked for", async (t) => {
   const p = persistence();
   const write = (conversationId: string, userId: string, kind: ReceiptKind) =>
