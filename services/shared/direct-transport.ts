@@ -1,5 +1,4 @@
 import {
-  clone,
   create,
   type DescMessage,
   type DescMethodStreaming,
@@ -24,6 +23,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { copyMessage } from "./copy-message.ts";
 
 /** DirectTransportOptions are a direct transport's interceptors and default deadline. */
 export interface DirectTransportOptions {
@@ -118,9 +118,9 @@ export function createDirectTransport(
         signal: context.signal,
         header: context.requestHeader,
         contextValues: context.values,
-        message: clone(spec.method.input, req.message as MessageShape<DescMessage>),
+        message: copyMessage(req.message as MessageShape<DescMessage>),
       });
-      return { ...res, message: clone(spec.method.output, res.message) };
+      return { ...res, message: copyMessage(res.message) };
     } catch (err) {
       const ce = ConnectError.from(err);
       const wire = new ConnectError(ce.rawMessage, ce.code, ce.metadata);

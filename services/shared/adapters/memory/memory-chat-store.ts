@@ -1,5 +1,5 @@
-import { clone } from "@bufbuild/protobuf";
-import { type Message, MessageSchema } from "../../../../gen/chat/v1/types_pb.ts";
+import type { Message } from "../../../../gen/chat/v1/types_pb.ts";
+import { copyMessage } from "../../copy-message.ts";
 import { keys, writerRegionOf } from "../../item-keys.ts";
 import {
   type AppendCommand,
@@ -212,7 +212,7 @@ export class MemoryChatStore implements ChatStore, Replica {
       const send = this.#sends.get(sendKey(conversationId, region, senderId, clientMsgId));
       if (!send || this.#dedupExpired(send)) continue;
       const m = this.#bySeq.get(`${conversationId}\u0000${region}`)?.get(send.seq);
-      if (m) out.push(clone(MessageSchema, m));
+      if (m) out.push(copyMessage(m));
     }
     return out;
   }
@@ -233,7 +233,7 @@ export class MemoryChatStore implements ChatStore, Replica {
     const existing = this.#sends.get(key);
     if (existing && !this.#dedupExpired(existing)) {
       const stored = this.#bySeq.get(`${m.conversationId}\u0000${this.region}`)?.get(existing.seq);
-      if (stored) throw new DuplicateSendError(clone(MessageSchema, stored));
+      if (stored) throw new DuplicateSendError(copyMessage(stored));
     }
     // All checks passed: the writes below cannot fail, so the append is atomic.
     const pk = keys.conversation(m.conversationId);
@@ -247,8 +247,8 @@ export class MemoryChatStore implements ChatStore, Replica {
     if (m.seq > (this.#routed.get(m.conversationId)?.get(this.region) ?? 0n)) {
       getOrCreate(this.#pending, m.conversationId, () => []).push(item);
     }
-    this.#insertMessage(clone(MessageSchema, m));
-    this.#changes.emit(pk, keys.message(this.region, m.seq), () => clone(MessageSchema, m));
+    this.#insertMessage(copyMessage(m));
+    this.#changes.emit(pk, keys.message(this.region, m.seq), () => copyMessage(m));
     const entryKey = keys.outboxEntry(item.atMs, item.conversationId, item.seq);
     if (!this.#windowed) this.#outboxBucket(this.region, item.atMs).set(entryKey, item);
     this.#changes.emit(keys.outbox(this.region, 0, 0), entryKey, () => ({ ...item }));
@@ -267,7 +267,7 @@ export class MemoryChatStore implements ChatStore, Replica {
     const end = before ? lowerBound(log, before) : log.length;
     const out: Message[] = [];
     for (let i = end - 1; i >= 0 && out.length < limit; i--) {
-      out.push(clone(MessageSchema, (log[i] as LogEntry).message));
+      out.push(copyMessage((log[i] as LogEntry).message));
     }
     return out;
   }
@@ -284,7 +284,7 @@ export class MemoryChatStore implements ChatStore, Replica {
       .filter((seq) => seq > afterSeq)
       .sort((a, b) => (a < b ? -1 : 1))
       .slice(0, limit)
-      .map((seq) => clone(MessageSchema, bySeq.get(seq) as Message));
+      .map((seq) => copyMessage(bySeq.get(seq) as Message));
   }
 
   async routedSeq(conversationId: string, region = this.region) {
@@ -314,7 +314,7 @@ export class MemoryChatStore implements ChatStore, Replica {
         scanned++;
         if (item.atMs < fromMs || item.atMs > toMs) continue;
         const m = bySeq?.get(item.seq);
-        if (m) out.push(clone(MessageSchema, m));
+        if (m) out.push(copyMessage(m));
         if (out.length >= limit) break scan;
       }
     }
@@ -335,7 +335,7 @@ export class MemoryChatStore implements ChatStore, Replica {
           ?.get(`${this.region}\u0000${origin}`);
         if (item.seq <= (taken ?? 0n)) continue;
         const m = this.#bySeq.get(`${item.conversationId}\u0000${origin}`)?.get(item.seq);
-        if (m) out.push(clone(MessageSchema, m));
+        if (m) out.push(copyMessage(m));
         if (out.length >= limit) break scan;
       }
     }
@@ -472,7 +472,7 @@ export class MemoryChatStore implements ChatStore, Replica {
         getOrCreate(this.#heads, conversationId, () => new Map()).set(region, v as LogHead);
         return;
       case "msg":
-        this.#insertMessage(clone(MessageSchema, v as Message));
+        this.#insertMessage(copyMessage(v as Message));
         return;
       case "send": {
         const [, , senderId, clientMsgId] = parts as [string, string, string, string];

@@ -1,10 +1,10 @@
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   type InboxEntry,
   InboxEntrySchema,
   type Message,
-  MessageSchema,
 } from "../../../../gen/chat/v1/types_pb.ts";
+import { copyMessage } from "../../copy-message.ts";
 import { keys } from "../../item-keys.ts";
 import type { InboxStore } from "../../ports/inbox-store.ts";
 import type { Vector } from "../../version-vector.ts";
@@ -246,7 +246,7 @@ export class MemoryInboxStore implements InboxStore, Replica {
     const key = indexKey(message);
     let held = this.#messages.get(key);
     if (!held) {
-      held = { message: clone(MessageSchema, message), key, entries: 0 };
+      held = { message: copyMessage(message), key, entries: 0 };
       this.#messages.set(key, held);
     }
     held.entries++;
@@ -311,7 +311,7 @@ function lastKnown(inbox: RegionInbox, from: bigint): bigint {
 
 /** entryOf is a kept entry as the store returns it: a copy, which callers may change. */
 function entryOf(region: string, seq: bigint, kept: Kept): InboxEntry {
-  return create(InboxEntrySchema, { region, seq, message: clone(MessageSchema, kept.message) });
+  return create(InboxEntrySchema, { region, seq, message: copyMessage(kept.message) });
 }
 
 function inboxKey(userId: string, region: string): string {
