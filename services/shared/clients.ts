@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { type InternalSigner, signingInterceptor } from "./internal-auth.ts";
 import { clientTracing } from "./tracing.ts";
 
@@ -12,7 +12,10 @@ export interface ServiceClients {
 }
 
 /**
- * createServiceClients shares one HTTP/2 session per base URL between all clients, with a
+ * createServiceClients speaks the Connect protocol over HTTP/2 with binary protobuf (every
+ * service also answers gRPC on the same port, for probes): a unary call carries no envelope or
+ * trailers, and costs both ends 37% less CPU than in the gRPC protocol (bench/rpc-cost.ts).
+ * It shares one HTTP/2 session per base URL between all clients, with a
  * deadline on every call (`defaultTimeoutMs`, overridable per call with `timeoutMs`). Every
  * call carries an internal token `signer` mints (see internal-auth.ts), and, traced, its
  * trace context (tracing.ts); without a signer (a service nobody lets call others) no client
@@ -23,7 +26,7 @@ export function createServiceClients(
   signer?: InternalSigner,
 ): ServiceClients {
   const sessions = new Map<string, Http2SessionManager>();
-  const transports = new Map<string, ReturnType<typeof createGrpcTransport>>();
+  const transports = new Map<string, ReturnType<typeof createConnectTransport>>();
   const transport = (baseUrl: string) => {
     let t = transports.get(baseUrl);
     if (!t) {
@@ -33,8 +36,10 @@ export function createServiceClients(
         idleConnectionTimeoutMs: 60_000,
       });
       sessions.set(baseUrl, session);
-      t = createGrpcTransport({
+      t = createConnectTransport({
         baseUrl,
+        httpVersion: "2",
+        useBinaryFormat: true,
         sessionManager: session,
         defaultTimeoutMs,
         // Inside a region's network compression costs CPU and saves nothing; an empty list
