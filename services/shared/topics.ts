@@ -163,9 +163,12 @@ export async function consumeEvents<S extends DescMessage>(opts: {
    * dueAtMs holds records back until their time: the handler gets the records of a batch up to
    * the first one not yet due, and the rest go back to the bus (RetryLater) undecoded, to be
    * looked at again when the first of them is due, and no sooner than holdGranularityMs. A
-   * partition whose whole batch was due rests holdGranularityMs all the same: each look costs
+   * partition whose whole batch was due and reaches records that fell due within the last
+   * holdGranularityMs (it has caught up) rests holdGranularityMs all the same: each look costs
    * the handler a read, and a broker that hands out a few records per fetch (librdkafka's mock
-   * gives one produce request's worth) would otherwise have them looked at a few at a time.
+   * gives one produce request's worth) would otherwise have them looked at a few at a time. A
+   * partition that is behind does not rest: resting after every batch would cap it at one
+   * batch per granularity, and a busier topic would fall further behind for ever.
    */
   dueAtMs?: (record: BusRecord) => number;
   holdGranularityMs?: number;
@@ -186,7 +189,10 @@ export async function consumeEvents<S extends DescMessage>(opts: {
           const waitMs = dueAtMs(all[first] as BusRecord) - now;
           held = new RetryLater(Math.max(waitMs, opts.holdGranularityMs ?? 0), first);
           batch = all.slice(0, first);
-        } else if (opts.holdGranularityMs) {
+        } else if (
+          opts.holdGranularityMs &&
+          now - dueAtMs(all[all.length - 1] as BusRecord) < opts.holdGranularityMs
+        ) {
           held = new RetryLater(opts.holdGranularityMs, all.length);
         }
       }

@@ -89,3 +89,36 @@ test("records due at once arriving a few at a time are looked at together, once 
   await sub.close();
   await bus.close();
 });
+
+test("a partition behind on records long due is consumed batch after batch, without resting", async (t) => {
+  // Ten batches' worth, all due a minute ago: resting a granularity (here a minute) after each
+  // batch would take ten minutes; a busy topic would fall behind for ever.
+  const bus = new MemoryBus({ partitions: 1, maxBatch: 10 });
+  let handled = 0;
+  let all: () => void = () => {};
+  const sawAll = new Promise<void>((resolve) => {
+    all = resolve;
+  });
+  const sub = await consumeEvents({
+    bus,
+    topic: TOPICS.inboxAppended,
+    groupId: "behind",
+    log: silentLogger,
+    metrics: createMetrics("t", { processMetrics: false }),
+    dueAtMs: (r) => r.timestampMs - 60_000,
+    holdGranularityMs: 60_000,
+    handler: async (events) => {
+      handled += events.length;
+      if (handled === 100) all();
+    },
+  });
+  await bus.publish(
+    TOPICS.inboxAppended.name,
+    Array.from({ length: 100 }, (_, i) => ({ key: "u", value: appended(`u${i}`) })),
+  );
+  t.timeout(10_000, "the partition rested between batches of records long due");
+  await sawAll;
+  t.is(handled, 100);
+  await sub.close();
+  await bus.close();
+});
