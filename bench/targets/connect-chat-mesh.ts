@@ -1,5 +1,5 @@
 // A benchmark target: a Connect Chat region in production's shape, every service its own
-// process (`node services/<name>/main.ts`, as an ECS task runs it) talking gRPC over loopback,
+// process (`node services/<name>/main.ts`, as an ECS task runs it) calling each other over HTTP/2 on loopback,
 // with redis-server and librdkafka's mock Kafka as the registry and the bus. Persistence keeps
 // its store in memory (CHAT_STORE=memory) rather than on DynamoDB Local: the emulator (a JVM on
 // the same core) manages a few writes per second and would hide everything else. One gateway
@@ -54,7 +54,7 @@ await runTarget(async () => {
   return {
     url: region.gatewayUrls[0] as string,
     description:
-      "Connect Chat as separate processes (gateway, messaging, notification, persistence; gRPC over loopback) on redis-server and mock Kafka, store in memory",
+      "Connect Chat as separate processes (gateway, messaging, notification, persistence; Connect over HTTP/2 on loopback) on redis-server and mock Kafka, store in memory",
     tokens: (users) => Promise.all(users.map((u) => region.issuer.token(u))),
     async counters() {
       const [work, busPublished, processes] = await Promise.all([
