@@ -4,6 +4,7 @@ import { InboxAppendedSchema } from "../../gen/chat/v1/events_pb.ts";
 import { MemoryBus } from "../../services/shared/adapters/memory/memory-bus.ts";
 import { silentLogger } from "../../services/shared/logger.ts";
 import { createMetrics } from "../../services/shared/metrics.ts";
+import type { BusRecord } from "../../services/shared/ports/bus.ts";
 import { consumeEvents, TOPICS } from "../../services/shared/topics.ts";
 
 const appended = (userId: string) =>
@@ -55,26 +56,44 @@ test("records held until due reach the handler in order at their time, undecoded
   await bus.close();
 });
 
-test("records due at once arriving a few at a time are looked at together, once per granularity", async (t) => {
-  const bus = new MemoryBus({ partitions: 1 });
+/**
+ * watchLooks consumes inbox.appended as the push scheduler does, holding records per `hold`, and
+ * records the user ids of each look; sawAll resolves once `total` records were looked at.
+ */
+async function watchLooks(
+  bus: MemoryBus,
+  groupId: string,
+  hold: { dueAtMs: (r: BusRecord) => number; holdGranularityMs: number },
+  total: number,
+) {
   const looks: string[][] = [];
-  let all: () => void = () => {};
+  let done: () => void = () => {};
   const sawAll = new Promise<void>((resolve) => {
-    all = resolve;
+    done = resolve;
   });
   const sub = await consumeEvents({
     bus,
     topic: TOPICS.inboxAppended,
-    groupId: "granular",
+    groupId,
     log: silentLogger,
     metrics: createMetrics("t", { processMetrics: false }),
-    dueAtMs: (r) => r.timestampMs,
-    holdGranularityMs: 300,
+    ...hold,
     handler: async (events) => {
       looks.push(events.map((e) => e.value.userId));
-      if (looks.flat().length === 6) all();
+      if (looks.flat().length === total) done();
     },
   });
+  return { looks, sawAll, sub };
+}
+
+test("records due at once arriving a few at a time are looked at together, once per granularity", async (t) => {
+  const bus = new MemoryBus({ partitions: 1 });
+  const { looks, sawAll, sub } = await watchLooks(
+    bus,
+    "granular",
+    { dueAtMs: (r) => r.timestampMs, holdGranularityMs: 300 },
+    6,
+  );
   const publish = (userId: string) =>
     bus.publish(TOPICS.inboxAppended.name, [{ key: userId, value: appended(userId) }]);
   await publish("u0");
@@ -94,31 +113,19 @@ test("a partition behind on records long due is consumed batch after batch, with
   // Ten batches' worth, all due a minute ago: resting a granularity (here a minute) after each
   // batch would take ten minutes; a busy topic would fall behind for ever.
   const bus = new MemoryBus({ partitions: 1, maxBatch: 10 });
-  let handled = 0;
-  let all: () => void = () => {};
-  const sawAll = new Promise<void>((resolve) => {
-    all = resolve;
-  });
-  const sub = await consumeEvents({
+  const { looks, sawAll, sub } = await watchLooks(
     bus,
-    topic: TOPICS.inboxAppended,
-    groupId: "behind",
-    log: silentLogger,
-    metrics: createMetrics("t", { processMetrics: false }),
-    dueAtMs: (r) => r.timestampMs - 60_000,
-    holdGranularityMs: 60_000,
-    handler: async (events) => {
-      handled += events.length;
-      if (handled === 100) all();
-    },
-  });
+    "behind",
+    { dueAtMs: (r) => r.timestampMs - 60_000, holdGranularityMs: 60_000 },
+    100,
+  );
   await bus.publish(
     TOPICS.inboxAppended.name,
     Array.from({ length: 100 }, (_, i) => ({ key: "u", value: appended(`u${i}`) })),
   );
   t.timeout(10_000, "the partition rested between batches of records long due");
   await sawAll;
-  t.is(handled, 100);
+  t.is(looks.flat().length, 100);
   await sub.close();
   await bus.close();
 });
