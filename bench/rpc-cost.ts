@@ -27,18 +27,17 @@ const STACKS = ["connect-node, gRPC protocol", "connect-node, Connect protocol",
 const IN_FLIGHT = 8;
 const WARMUP = 2_000;
 
-const serialize = (schema: DescMessage) => ({
-  serialize: (m: never) => Buffer.from(toBinary(schema, m)),
-  deserialize: (b: Buffer) => fromBinary(schema, b),
-});
+const encode = (schema: DescMessage) => (m: never) => Buffer.from(toBinary(schema, m));
+const decode = (schema: DescMessage) => (b: Buffer) => fromBinary(schema, b);
+/** CHECK is Health/Check as grpc-js describes a method, (de)serialized by protobuf-es. */
 const CHECK = {
   path: "/grpc.health.v1.Health/Check",
   requestStream: false,
   responseStream: false,
-  requestSerialize: serialize(HealthCheckRequestSchema).serialize,
-  requestDeserialize: serialize(HealthCheckRequestSchema).deserialize,
-  responseSerialize: serialize(HealthCheckResponseSchema).serialize,
-  responseDeserialize: serialize(HealthCheckResponseSchema).deserialize,
+  requestSerialize: encode(HealthCheckRequestSchema),
+  requestDeserialize: decode(HealthCheckRequestSchema),
+  responseSerialize: encode(HealthCheckResponseSchema),
+  responseDeserialize: decode(HealthCheckResponseSchema),
 };
 const serving = () =>
   create(HealthCheckResponseSchema, { status: HealthCheckResponse_ServingStatus.SERVING });
@@ -108,7 +107,7 @@ async function call(stack: string, port: number, calls: number): Promise<void> {
 
 /** main runs every stack's server and client as two processes and prints the table. */
 async function main(calls: number): Promise<void> {
-  const pin = pinCommand();
+  const pin = canPin();
   console.log(
     `unary grpc.health.v1.Health/Check, ${calls} calls (after ${WARMUP} to warm up), ${IN_FLIGHT} in flight, ${pin ? "both processes on CPU 0" : "unpinned"}; Node ${process.version}\n`,
   );
@@ -145,8 +144,8 @@ async function main(calls: number): Promise<void> {
   }
 }
 
-/** pinCommand says whether taskset can pin the processes (Linux with two or more CPUs). */
-function pinCommand(): boolean {
+/** canPin says whether taskset can pin the processes (Linux with two or more CPUs). */
+function canPin(): boolean {
   try {
     execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
     return true;

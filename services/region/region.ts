@@ -66,8 +66,9 @@ export interface LocalRegionOptions {
   /**
    * calls says how the services call each other: "in-process" (the default: the same
    * handlers, interceptors, tokens and deadlines, without the wire, since they share this
-   * process anyway: direct-transport.ts) or "loopback" (gRPC over each service's port, as separate
-   * tasks do). Every service listens on its port either way, for probes.
+   * process anyway: direct-transport.ts) or "loopback" (the Connect protocol over HTTP/2 to
+   * each service's port, as separate tasks call each other: clients.ts). Every service listens
+   * on its port either way, for probes.
    */
   calls?: "in-process" | "loopback";
 }
